@@ -1,0 +1,1 @@
+"""Attribute recovery (Ren et al.): decode face representations, estimate and explain attributes."""

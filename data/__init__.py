@@ -1,0 +1,1 @@
+"""Readers and writers for the original data files, tf.data pipelines, synthetic data."""

@@ -1,0 +1,1 @@
+"""Evaluation protocols (IJB-A, IJB-C), plots and interpretability analyses."""

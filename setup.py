@@ -1,0 +1,47 @@
+"""Installs the interpretable-face-recognition suite.
+
+Installed layout (see BUILD_NOTES.md, "Package layout"): the checkout's top-level
+folders ``data/``, ``eval/`` and ``tools/`` are installed *inside* the
+``interp_fr`` package (``interp_fr.data``, ``interp_fr.eval``,
+``interp_fr.tools``), so that installing never creates or overwrites top-level
+modules with common names such as ``data`` or ``eval``.
+"""
+from setuptools import setup
+
+PACKAGE_DIR = {
+    "interp_fr": "interp_fr",
+    "interp_fr.data": "data",
+    "interp_fr.eval": "eval",
+    "interp_fr.tools": "tools",
+    "interp_fr.tools.freeze": "tools/freeze",
+    "attr_recovery": "attr_recovery",
+}
+
+CONSOLE_SCRIPTS = [
+    "interp-fr-demo = interp_fr.demo:run",
+    "interp-fr-synthetic = interp_fr.data.synthetic:run",
+]
+
+setup(
+    name="interp-fr",
+    version="0.1.0",
+    description=("TensorFlow 2 / Keras reimplementation of interpretable face "
+                 "recognition (Yin et al.) and facial attribute recovery (Ren et al.)"),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=list(PACKAGE_DIR),
+    package_dir=PACKAGE_DIR,
+    install_requires=[
+        "tensorflow>=2.16,<3",
+        "numpy",
+        "scipy",
+        "absl-py",
+        "matplotlib",
+    ],
+    extras_require={
+        "test": ["pytest"],
+        "gpu": ["tensorflow[and-cuda]>=2.16,<3"],
+    },
+    entry_points={"console_scripts": CONSOLE_SCRIPTS},
+)

@@ -1,0 +1,19 @@
+"""Shared test configuration: quiet TensorFlow, paths to ../shared."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import pytest  # noqa: E402
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DIR = os.environ.get("INTERP_FR_SHARED",
+                            os.path.join(os.path.dirname(REPO_ROOT), "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+    """Path of the steering repo's shared/ folder (real protocol and side files)."""
+    if not os.path.isdir(SHARED_DIR):
+        pytest.fail(f"shared/ folder not found at {SHARED_DIR}; set INTERP_FR_SHARED")
+    return SHARED_DIR

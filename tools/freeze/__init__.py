@@ -1,0 +1,1 @@
+"""SavedModel export, frozen GraphDefs, and loading the original frozen graph."""

@@ -1,0 +1,31 @@
+"""The main job on the bundled synthetic world: ``interp-fr-demo --out DIR``.
+
+Also ``python -m interp_fr.demo``. See `interp_fr.main_job` for the stages.
+"""
+from absl import app, flags
+
+from interp_fr import main_job
+from interp_fr.data import synthetic_world
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("out", "demo_out", "Output folder for the world, models and report.")
+flags.DEFINE_integer("seed", 0, "Seed of the synthetic world.")
+flags.DEFINE_bool("quick", False, "A smaller world and shorter training (for tests).")
+
+
+def main(argv):
+    del argv
+    config = synthetic_world.WorldConfig(seed=FLAGS.seed)
+    if FLAGS.quick:
+        config = synthetic_world.WorldConfig(
+            train_subjects=8, train_images_per_subject=8, test_subjects=8,
+            test_images_min=3, test_images_max=5, num_splits=10, seed=FLAGS.seed)
+    main_job.run_job(FLAGS.out, config, quick=FLAGS.quick)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

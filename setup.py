@@ -20,6 +20,7 @@ PACKAGE_DIR = {
 CONSOLE_SCRIPTS = [
     "interp-fr-demo = interp_fr.demo:run",
     "interp-fr-synthetic = interp_fr.data.synthetic:run",
+    "interp-fr-gen-syn-occl = interp_fr.gen_syn_occl:run",
 ]
 
 setup(

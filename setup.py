@@ -21,6 +21,7 @@ CONSOLE_SCRIPTS = [
     "interp-fr-demo = interp_fr.demo:run",
     "interp-fr-synthetic = interp_fr.data.synthetic:run",
     "interp-fr-gen-syn-occl = interp_fr.gen_syn_occl:run",
+    "attr-recovery-convert-checkpoint = attr_recovery.convert_checkpoint:run",
 ]
 
 setup(

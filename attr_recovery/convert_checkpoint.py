@@ -27,6 +27,7 @@ import collections
 import json
 import os
 import re
+import sys
 
 import numpy as np
 from absl import app, flags
@@ -552,8 +553,13 @@ def _define_flags():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    report = convert(FLAGS.kind, FLAGS.input, FLAGS.output, strict=FLAGS.strict,
-                     mean_latent_path=FLAGS.mean_latent, subkey=FLAGS.subkey)
+    try:
+        report = convert(FLAGS.kind, FLAGS.input, FLAGS.output, strict=FLAGS.strict,
+                         mean_latent_path=FLAGS.mean_latent, subkey=FLAGS.subkey)
+    except (CheckpointMismatchError, torch_pickle.UnsafeCheckpointError,
+            torch_pickle.CheckpointFormatError, KeyError) as err:
+        # A bad checkpoint is an input error, not a crash: message only.
+        sys.exit(f"error: {err}")
     print(f"{FLAGS.kind}: {FLAGS.input} -> {FLAGS.output} {report}")
 
 

@@ -22,6 +22,7 @@ CONSOLE_SCRIPTS = [
     "interp-fr-synthetic = interp_fr.data.synthetic:run",
     "interp-fr-gen-syn-occl = interp_fr.gen_syn_occl:run",
     "attr-recovery-convert-checkpoint = attr_recovery.convert_checkpoint:run",
+    "interp-fr-convert-checkpoint = interp_fr.convert_checkpoint:run",
 ]
 
 setup(

@@ -96,8 +96,12 @@ def flatten_chw_linear(channels, height, width):
     return Transform("flatten_chw_linear", to_keras, lambda s: (s[1], s[0]))
 
 
-class Target(collections.namedtuple("Target", ["variable", "transform", "index"])):
-    """Where one torch key goes: ``variable[index]`` (or all of it) after ``transform``."""
+class Target(collections.namedtuple("Target",
+                                     ["variable", "transform", "index", "required"])):
+    """Where one torch key goes: ``variable[index]`` (or all of it) after ``transform``.
+
+    ``required=False``: a buffer the checkpoint may lack (kept as initialised).
+    """
 
     def keras_shape(self):
         shape = tuple(self.variable.shape)
@@ -108,17 +112,22 @@ class Target(collections.namedtuple("Target", ["variable", "transform", "index"]
 
 
 class NameMap:
-    """torch key -> Target, plus fixed buffers (checked) and ignorable keys."""
+    """torch key -> Target, plus fixed buffers and ignorable keys.
+
+    ``constants``: buffers with a value fixed by the implementation (blur
+    kernels); checked when present, not required (they are buffers).
+    ``optional``: keys accepted and ignored (BN ``num_batches_tracked``).
+    """
 
     def __init__(self):
         self.targets = collections.OrderedDict()
         self.constants = collections.OrderedDict()
         self.optional = set()
 
-    def add(self, key, variable, transform=IDENTITY, index=None):
+    def add(self, key, variable, transform=IDENTITY, index=None, required=True):
         if key in self.targets:
             raise ValueError(f"duplicate name-map key {key}")
-        self.targets[key] = Target(variable, transform, index)
+        self.targets[key] = Target(variable, transform, index, required)
 
     def add_constant(self, key, value):
         self.constants[key] = np.asarray(value)
@@ -170,7 +179,10 @@ def generator_name_map(generator):
     for i, layer in enumerate(generator.to_rgbs):
         _add_to_rgb(nm, f"to_rgbs.{i}", layer)
     for i, var in enumerate(generator.noises):
-        nm.add(f"noises.noise_{i}", var, NCHW)
+        # Fixed-noise buffers: only used with noise_mode='const' (the original
+        # decodes with fresh noise), and absent from some checkpoints, which
+        # the original tolerates by loading g_ema with strict=False.
+        nm.add(f"noises.noise_{i}", var, NCHW, required=False)
     return nm
 
 
@@ -334,19 +346,20 @@ def assign_state_dict(name_map, state_dict, source="<state dict>", strict=True):
       strict: True: unexpected keys are errors; False: they are only reported
         (missing, mis-shaped and mis-valued keys are always errors, because
         they would leave the model partly random).
-    Returns: dict(assigned=int, unexpected=[keys], ignored=[keys]).
+    Returns: dict(assigned=int, unexpected=[keys], ignored=[keys],
+      absent_buffers=[optional buffers / fixed kernels the file lacks]).
     Raises: CheckpointMismatchError listing every problem at once; nothing is
       assigned in that case.
     """
-    missing, misshaped, misvalued = [], [], []
+    missing, misshaped, misvalued, absent = [], [], [], []
     for key, target in name_map.targets.items():
         if key not in state_dict:
-            missing.append(key)
+            (missing if target.required else absent).append(key)
         elif tuple(state_dict[key].shape) != target.torch_shape():
             misshaped.append((key, state_dict[key].shape, target.torch_shape()))
     for key, value in name_map.constants.items():
         if key not in state_dict:
-            missing.append(key)
+            absent.append(key)
         elif state_dict[key].shape != value.shape:
             misshaped.append((key, state_dict[key].shape, value.shape))
         elif not np.allclose(state_dict[key], value, rtol=1e-6, atol=1e-7):
@@ -359,6 +372,8 @@ def assign_state_dict(name_map, state_dict, source="<state dict>", strict=True):
 
     pending = collections.OrderedDict()
     for key, target in name_map.targets.items():
+        if key not in state_dict:
+            continue
         value = target.transform.to_keras(np.asarray(state_dict[key]))
         var = target.variable
         if target.index is None:
@@ -369,8 +384,11 @@ def assign_state_dict(name_map, state_dict, source="<state dict>", strict=True):
             pending[id(var)][1][target.index] = value
     for var, value in pending.values():
         var.assign(np.asarray(value, dtype=var.dtype))
-    return {"assigned": len(name_map.targets), "unexpected": unexpected,
-            "ignored": [k for k in state_dict if k in name_map.optional]}
+    return {"assigned": len(name_map.targets) - len(
+                [k for k in absent if k in name_map.targets]),
+            "unexpected": unexpected,
+            "ignored": [k for k in state_dict if k in name_map.optional],
+            "absent_buffers": absent}
 
 
 # ---------------------------------------------------------------- configs

@@ -30,7 +30,7 @@ def test_error_lists_every_problem_and_assigns_nothing():
     g = Generator(**SMALL_GEN)
     nm = cc.generator_name_map(g)
     sd = _fake_state_dict(nm)
-    del sd["conv1.noise.weight"], sd["noises.noise_2"]
+    del sd["conv1.noise.weight"], sd["style.1.bias"]
     sd["style.9.weight"] = np.zeros((8, 8), np.float32)
     sd["to_rgb1.bias"] = np.zeros((3,), np.float32)                  # torch is [1, 3, 1, 1]
     sd["convs.0.conv.weight"] = np.zeros((1, 4, 8, 3, 3), np.float32).transpose(0, 2, 1, 3, 4)
@@ -39,7 +39,7 @@ def test_error_lists_every_problem_and_assigns_nothing():
     with pytest.raises(cc.CheckpointMismatchError) as err:
         cc.assign_state_dict(nm, sd, source="g.pt")
     e = err.value
-    assert sorted(e.missing) == ["conv1.noise.weight", "noises.noise_2"]
+    assert sorted(e.missing) == ["conv1.noise.weight", "style.1.bias"]
     assert e.unexpected == ["style.9.weight"]
     assert [k for k, _, _ in e.misshaped] == ["to_rgb1.bias", "convs.0.conv.weight"]
     assert [k for k, _ in e.misvalued] == ["convs.0.conv.blur.kernel"]
@@ -61,6 +61,10 @@ def test_strict_false_tolerates_only_unexpected_keys():
     np.testing.assert_array_equal(g.const_input.const.numpy(),
                                   sd["input.input"].transpose(0, 2, 3, 1))
     np.testing.assert_array_equal(g.style.linears[1].weight.numpy(), sd["style.2.weight"].T)
+    # fixed-noise and blur-kernel buffers may be absent (kept as initialised)
+    del sd["noises.noise_2"], sd["to_rgbs.0.upsample.kernel"]
+    report = cc.assign_state_dict(nm, sd, strict=False)
+    assert report["absent_buffers"] == ["noises.noise_2", "to_rgbs.0.upsample.kernel"]
     del sd["input.input"]
     with pytest.raises(cc.CheckpointMismatchError, match="missing keys \\(1\\): input.input"):
         cc.assign_state_dict(nm, sd, strict=False)

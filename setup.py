@@ -23,6 +23,8 @@ CONSOLE_SCRIPTS = [
     "interp-fr-gen-syn-occl = interp_fr.gen_syn_occl:run",
     "attr-recovery-convert-checkpoint = attr_recovery.convert_checkpoint:run",
     "interp-fr-convert-checkpoint = interp_fr.convert_checkpoint:run",
+    "interp-fr-ijba = interp_fr.eval.ijba:run",
+    "interp-fr-ijbc = interp_fr.eval.ijbc:run",
 ]
 
 setup(

@@ -25,7 +25,6 @@ latent as a ``.npy`` array [n_latent, style_dim].
 """
 import collections
 import json
-import os
 import re
 import sys
 
@@ -33,7 +32,7 @@ import numpy as np
 from absl import app, flags
 
 from attr_recovery import torch_pickle
-from attr_recovery.backbones import IRSEBackbone, MobileFaceNet, TorchConv2d
+from attr_recovery.backbones import IRSEBackbone, MobileFaceNet
 from attr_recovery.latent_transformer import HEAD_DEPTH, IDDEncoder
 from attr_recovery.stylegan2 import Generator, default_channels
 

@@ -193,3 +193,20 @@ def test_backbones_shapes_and_resize():
         assert f.shape == (2, 512)
         np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1.0, atol=1e-5)
         assert model(x, normalize=False).shape == (2, 512)
+
+
+def test_backbone_trains_under_tf_function():
+    model = IRSEBackbone(stage_units=(1, 1, 1, 1), stage_channels=(16, 32, 32, 64))
+    x = tf.constant(np.random.default_rng(7).uniform(-1, 1, (4, 112, 112, 3)),
+                    tf.float32)
+    before = model.stem_bn.running_mean.numpy().copy()
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x, training=True, normalize=False)[:, 0])
+        return tape.gradient(loss, model.trainable_weights)
+
+    grads = step(x)
+    assert all(g is not None for g in grads)
+    assert np.abs(model.stem_bn.running_mean.numpy() - before).max() > 0

@@ -1,0 +1,134 @@
+"""Train InterpFRNet, or write IJB-A features: the original main_pretrain_CASIA.py.
+
+    python -m interp_fr.train --dataset CASIA --batch_size 64 --is_train True \\
+        --learning_rate 0.001 --image_size 96 --is_with_y True --gf_dim 32 \\
+        --df_dim 32 --dfc_dim 320 --gfc_dim 320 --z_dim 20 \\
+        --checkpoint_dir ./Interp_FR --gpu 0
+
+Every flag of the original is accepted with its default (flags the original
+defines but does not use are accepted and ignored: sample_size, image_size,
+output_size, c_dim, is_with_y, samples_dir, is_crop, visualize, z_dim). Boolean
+flags take a value as in TF1 (``--is_train True``).
+"""
+import os
+
+from absl import flags
+
+from interp_fr import cli, features, losses, training
+from interp_fr.data import dat_files
+from interp_fr.model import VARIANTS
+
+FLAGS = flags.FLAGS
+# The original's flags, same names and defaults.
+flags.DEFINE_integer("epoch", 1000, "Epochs to train.")
+flags.DEFINE_float("learning_rate", 0.0002, "Adam learning rate.")
+flags.DEFINE_float("beta1", 0.5, "Adam beta1.")
+flags.DEFINE_integer("train_size", 1000000, "Use at most this many training images.")
+flags.DEFINE_integer("batch_size", 64, "Batch size.")
+flags.DEFINE_integer("sample_size", 169, "Unused (accepted for compatibility).")
+flags.DEFINE_integer("image_size", 110, "Unused (accepted for compatibility).")
+flags.DEFINE_integer("output_size", 64, "Unused: the model is always built for 96.")
+flags.DEFINE_integer("c_dim", 3, "Unused (accepted for compatibility).")
+flags.DEFINE_boolean("is_with_y", True, "Unused (accepted for compatibility).")
+flags.DEFINE_string("dataset", "celebA", "Dataset name (part of the checkpoint folder).")
+flags.DEFINE_string("checkpoint_dir", "checkpoint", "Checkpoint root folder.")
+flags.DEFINE_string("samples_dir", "samples", "Unused (accepted for compatibility).")
+flags.DEFINE_boolean("is_train", False, "True: train; False: write IJB-A features.")
+flags.DEFINE_boolean("is_crop", False, "Unused (accepted for compatibility).")
+flags.DEFINE_boolean("visualize", False, "Unused (accepted for compatibility).")
+flags.DEFINE_integer("gf_dim", 32, "Part of the checkpoint folder name.")
+flags.DEFINE_integer("gfc_dim", 512, "Feature channels of k4_2.")
+flags.DEFINE_integer("df_dim", 32, "Base channel width.")
+flags.DEFINE_integer("dfc_dim", 512, "Channels of k5 (the feature dimension).")
+flags.DEFINE_integer("z_dim", 50, "Unused (accepted for compatibility).")
+flags.DEFINE_string("gpu", "1,2", "GPUs to use, e.g. '0' or '0,1'; '-1' for CPU. "
+                    "Falls back to the CPU when no GPU is present.")
+# Ours.
+flags.DEFINE_string("data_dir", "../DATA", "Folder with the CASIA / IJB-A .dat files.")
+flags.DEFINE_string("aux_dir", ".", "Folder with landmarks68.mat, tVM.mat, landmark68_7.mat.")
+flags.DEFINE_integer("max_steps", None, "Stop after this many steps in total.")
+flags.DEFINE_enum("variant", "full", VARIANTS, "Model variant.")
+flags.DEFINE_integer("n_subjects", None, "Classifier size (default: from the file list).")
+flags.DEFINE_integer("seed", 0, "Seed of data order, crops, occlusions and init.")
+flags.DEFINE_boolean("reshuffle_each_epoch", False,
+                     "Draw a new image order every epoch (the original does not).")
+flags.DEFINE_float("diversity_epsilon", None, "Added to the cosine denominators of "
+                   "the diversity losses (the original has none: an all-zero channel "
+                   "gives NaN).")
+flags.DEFINE_integer("num_keep", None, "FAD: least-changed dims kept (default 260 for "
+                     "dfc_dim 320, the same 13/16 fraction otherwise).")
+flags.DEFINE_float("dropout_keep_prob", 0.6, "Dropout keep probability on k6.")
+flags.DEFINE_float("w_filter_diversity", 100.0, "Weight of diver_loss_A.")
+flags.DEFINE_float("w_spatial_diversity", 1.0, "Weight of diver_loss and diver_loss_o.")
+flags.DEFINE_float("w_occlusion", 0.1, "Weight of occl_loss.")
+flags.DEFINE_float("w_identity_occl", 2.0, "Weight of the occluded-branch CE.")
+flags.DEFINE_boolean("restore_bn_moving_stats", False, "Also restore the base's BN moving "
+                     "statistics from a pretrained TF1 checkpoint (the original does not).")
+flags.DEFINE_integer("save_every_steps", 0, "Also write the resume checkpoint every N steps.")
+flags.DEFINE_integer("log_every", 25, "Log every N steps.")
+flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 compute.")
+flags.DEFINE_boolean("xla", False, "Compile the training step with XLA.")
+flags.DEFINE_string("devices", None, "Explicit device list, e.g. '/cpu:0,/cpu:1' "
+                    "(overrides --gpu).")
+flags.DEFINE_boolean("multi_worker", False, "MultiWorkerMirroredStrategy from TF_CONFIG.")
+flags.DEFINE_boolean("progress", True, "Show a progress line.")
+flags.DEFINE_string("features_out", "IJBA_features.txt",
+                    "is_train False: where to write the IJB-A features.")
+
+
+def _devices():
+    import tensorflow as tf
+    if FLAGS.devices:
+        return tuple(d.strip() for d in FLAGS.devices.split(",") if d.strip())
+    gpus = cli.parse_gpu_list(FLAGS.gpu)
+    available = tf.config.list_physical_devices("GPU")
+    if not gpus or not available:
+        if gpus:
+            print(f" [!] --gpu {FLAGS.gpu}: no GPU present, training on the CPU")
+        return ()
+    return tuple(f"/gpu:{i}" for i in gpus)
+
+
+def config_from_flags():
+    weights = losses.LossWeights(identity_occl=FLAGS.w_identity_occl,
+                                 filter_diversity=FLAGS.w_filter_diversity,
+                                 spatial_diversity=FLAGS.w_spatial_diversity,
+                                 spatial_diversity_occl=FLAGS.w_spatial_diversity,
+                                 occlusion=FLAGS.w_occlusion)
+    return training.TrainConfig(
+        data_dir=FLAGS.data_dir, aux_dir=FLAGS.aux_dir,
+        checkpoint_dir=FLAGS.checkpoint_dir, dataset=FLAGS.dataset,
+        batch_size=FLAGS.batch_size, gf_dim=FLAGS.gf_dim, gfc_dim=FLAGS.gfc_dim,
+        df_dim=FLAGS.df_dim, dfc_dim=FLAGS.dfc_dim, n_subjects=FLAGS.n_subjects,
+        variant=FLAGS.variant, epochs=FLAGS.epoch, learning_rate=FLAGS.learning_rate,
+        beta1=FLAGS.beta1, train_size=FLAGS.train_size, max_steps=FLAGS.max_steps,
+        seed=FLAGS.seed, reshuffle_each_epoch=FLAGS.reshuffle_each_epoch,
+        loss_weights=weights, num_keep=FLAGS.num_keep,
+        dropout_keep_prob=FLAGS.dropout_keep_prob,
+        diversity_epsilon=FLAGS.diversity_epsilon,
+        restore_bn_moving_stats=FLAGS.restore_bn_moving_stats,
+        save_every_steps=FLAGS.save_every_steps, log_every=FLAGS.log_every,
+        jit_compile=FLAGS.xla, mixed_precision=FLAGS.mixed_precision,
+        devices=_devices(), multi_worker=FLAGS.multi_worker, progress=FLAGS.progress)
+
+
+def main(argv):
+    del argv
+    config = config_from_flags()
+    if FLAGS.is_train:
+        training.Trainer(config).fit()
+        return
+    model = training.load_trained_model(config)
+    dat = dat_files.open_ijba_images(FLAGS.data_dir)
+    result = features.extract_features(features.keras_forward(model), dat,
+                                       batch_size=FLAGS.batch_size)
+    features.save_feature_text(FLAGS.features_out, result.features)
+    print(f"wrote {len(result.features)} features to {os.path.abspath(FLAGS.features_out)}")
+
+
+def run():
+    cli.run_tf1_style(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,443 @@
+"""Training of InterpFRNet (SPEC A2, A3): the loop, checkpoints, resume, logging.
+
+Faithful parts: Adam(lr, beta1) over all model variables, one occlusion
+rectangle per batch, batches as consecutive slices of one permutation, the
+checkpoint folder ``<dataset>_<batch>_96_<gf>_<gfc>_<df>_<dfc>`` with TF1-named
+``DCGAN.model-<epoch>`` saves every epoch, and the restore of the pretrained
+base variables from a TF1 checkpoint found in that folder.
+
+Added (BUILD_NOTES.md, "Training"): a full-state resume checkpoint (weights,
+optimizer, global step; the data order and all randomness are functions of the
+seed and the step), NaN/inf detection that stops without touching the last good
+save, TensorBoard scalars, a progress line, tf.distribute strategies, mixed
+precision and XLA switches.
+"""
+import dataclasses
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from interp_fr import losses, occlusion, tf1_checkpoint
+from interp_fr.data import dat_files, mat_files, pipeline
+from interp_fr.model import VARIANT_BASE, InterpFRNet
+
+RESUME_SUBDIR = "resume"
+TENSORBOARD_SUBDIR = "logs"
+ORIGINAL_LOG_FORMAT = ("Epoch: [%2d] [%4d/%4d] time: %4.1f, d_loss: %.4f d_loss_o: %.4f "
+                       "div_loss: %.8f div_loss_a:%.8f o_loss:%.8f "
+                       "(id: %.3f (R: %.2f, R_o: %.2f))")
+
+
+def write_scalar(name, value, step):
+    """A TensorBoard scalar without importing the tensorboard package.
+
+    TF >= 2.20 no longer installs TensorBoard, and ``tf.summary.scalar`` needs
+    it; ``tf.summary.write`` with the scalars plugin's metadata writes the same
+    event record using core TF only.
+    """
+    from tensorflow.core.framework import summary_pb2
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    return tf.summary.write(name, tf.constant(value, tf.float32), step=step,
+                            metadata=metadata)
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or inf; training stopped before saving."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run needs. Defaults are the original's."""
+    data_dir: str = "../DATA"
+    aux_dir: str = "."
+    checkpoint_dir: str = "checkpoint"
+    dataset: str = "celebA"
+    batch_size: int = 64
+    gf_dim: int = 32
+    gfc_dim: int = 512
+    df_dim: int = 32
+    dfc_dim: int = 512
+    n_subjects: int = None          # None: max subject id in the file list + 1
+    variant: str = "full"
+    epochs: int = 1000
+    learning_rate: float = 0.0002
+    beta1: float = 0.5
+    train_size: int = 1000000
+    max_steps: int = None
+    seed: int = 0
+    reshuffle_each_epoch: bool = False
+    loss_weights: losses.LossWeights = losses.LossWeights()
+    num_keep: int = None            # None: 260 of 320, the same fraction otherwise
+    dropout_keep_prob: float = 0.6
+    diversity_epsilon: float = None
+    restore_bn_moving_stats: bool = False
+    save_every_steps: int = 0       # 0: resume checkpoint at each epoch end only
+    keep_resume_checkpoints: int = 2
+    log_every: int = 25
+    tensorboard: bool = True
+    jit_compile: bool = False
+    mixed_precision: bool = False
+    devices: tuple = ()             # e.g. ("/gpu:0", "/gpu:1"); () = default
+    multi_worker: bool = False
+    progress: bool = True
+
+    @property
+    def feature_keep(self):
+        """FAD dimensions kept: the original's 260 for dfc_dim 320, else 13/16."""
+        if self.num_keep is not None:
+            return self.num_keep
+        return max(1, round(self.dfc_dim * losses.DEFAULT_NUM_KEEP / 320))
+
+    @property
+    def model_dir_name(self):
+        # The original always builds the model with output_size 96.
+        return (f"{self.dataset}_{self.batch_size}_96_{self.gf_dim}_{self.gfc_dim}_"
+                f"{self.df_dim}_{self.dfc_dim}")
+
+    @property
+    def model_dir(self):
+        return os.path.join(self.checkpoint_dir, self.model_dir_name)
+
+
+def make_strategy(devices=(), multi_worker=False):
+    """The tf.distribute strategy for the requested devices.
+
+    ``multi_worker`` (with ``TF_CONFIG`` set) gives MultiWorkerMirroredStrategy;
+    several devices MirroredStrategy; otherwise the default strategy, placed on
+    the single device if one is named.
+    """
+    if multi_worker:
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("multi-worker training needs the TF_CONFIG environment "
+                             "variable describing the cluster")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(devices) > 1:
+        return tf.distribute.MirroredStrategy(devices=list(devices))
+    if len(devices) == 1:
+        return tf.distribute.OneDeviceStrategy(devices[0])
+    return tf.distribute.get_strategy()
+
+
+class _Progress:
+    """One updating line: step, images/s, ETA."""
+
+    def __init__(self, total_steps, batch_size, enabled):
+        self.total, self.batch, self.enabled = total_steps, batch_size, enabled
+        self.start = time.perf_counter()
+        self.first_step = None
+        self.mid_line = False
+
+    def update(self, step):
+        if not self.enabled:
+            return
+        if self.first_step is None:
+            self.first_step, self.start = step, time.perf_counter()
+            return
+        done = step - self.first_step
+        secs = time.perf_counter() - self.start
+        rate = done * self.batch / max(secs, 1e-9)
+        eta = (self.total - step) * self.batch / max(rate, 1e-9)
+        sys.stdout.write(f"\rstep {step}/{self.total}  {rate:7.1f} images/s  "
+                         f"ETA {eta:6.0f} s ")
+        sys.stdout.flush()
+        self.mid_line = True
+
+    def close(self):
+        """Ends the progress line so that other output starts on a new one."""
+        if self.mid_line:
+            sys.stdout.write("\n")
+            self.mid_line = False
+
+
+class Trainer:
+    """Builds data, model and optimizer from a `TrainConfig` and trains.
+
+    Attributes after construction: ``model``, ``optimizer``, ``step`` (global
+    batch counter, a tf.Variable), ``batches_per_epoch``, ``restored_from``.
+    """
+
+    def __init__(self, config, log=print):
+        self.config = c = config
+        self.log = log
+        if c.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        self.casia = dat_files.load_casia(c.data_dir, c.n_subjects)
+        n_subjects = c.n_subjects or self.casia.num_subjects
+        self.uses_occlusion = c.variant != VARIANT_BASE
+        if self.uses_occlusion:
+            self.landmarks = mat_files.read_landmarks(
+                os.path.join(c.aux_dir, "landmarks68.mat"),
+                expected_count=len(self.casia.images))
+            self.occluder = occlusion.OcclusionSynthesizer.from_files(
+                os.path.join(c.aux_dir, "tVM.mat"),
+                os.path.join(c.aux_dir, "landmark68_7.mat"))
+        usable = min(len(self.casia.images), c.train_size)
+        self.batches_per_epoch = usable // c.batch_size
+        if self.batches_per_epoch == 0:
+            raise ValueError(f"{self.casia.images.path}: {usable} images are fewer "
+                             f"than one batch of {c.batch_size}")
+        self.total_steps = c.epochs * self.batches_per_epoch
+        if c.max_steps is not None:
+            self.total_steps = min(self.total_steps, c.max_steps)
+
+        self.strategy = make_strategy(c.devices, c.multi_worker)
+        # Seeds the initialisers and the dropout seed generator: the same seed
+        # gives the same run, and a resumed run restores the generator's state.
+        keras.utils.set_random_seed(c.seed)
+        with self.strategy.scope():
+            self.model = InterpFRNet(df_dim=c.df_dim, gfc_dim=c.gfc_dim,
+                                     dfc_dim=c.dfc_dim, n_subjects=n_subjects,
+                                     variant=c.variant,
+                                     dropout_keep_prob=c.dropout_keep_prob)
+            self.model.build((None, 96, 96, 3))
+            self.optimizer = keras.optimizers.Adam(c.learning_rate, beta_1=c.beta1)
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        os.makedirs(c.model_dir, exist_ok=True)
+        # model.variables, unlike model.weights, holds the dropout seed
+        # generator's state; saving it makes a resumed run draw the same masks.
+        weight_ids = {id(v) for v in self.model.weights}
+        rng_state = [v for v in self.model.variables if id(v) not in weight_ids]
+        # Variables are tracked by their TF1 names rather than through Keras'
+        # attribute tracking, which does not see layers kept in plain tuples.
+        self.checkpoint = tf.train.Checkpoint(
+            variables=resume_variables(self.model), optimizer=self.optimizer,
+            step=self.step, rng_state=rng_state)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(c.model_dir, RESUME_SUBDIR),
+            max_to_keep=c.keep_resume_checkpoints)
+        self.restored_from = self._restore()
+        self._train_step = self._make_train_step()
+
+    # -- checkpoints -------------------------------------------------------
+    def _restore(self):
+        c = self.config
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            self.log(f" [*] Resumed from {self.manager.latest_checkpoint} at step "
+                     f"{int(self.step.numpy())}")
+            return self.manager.latest_checkpoint
+        if tf.train.latest_checkpoint(c.model_dir):
+            # As the original: only the pretrained base's trainable variables.
+            result = tf1_checkpoint.load_tf1_checkpoint(
+                self.model, c.model_dir, subset=tf1_checkpoint.SUBSET_BASE)
+            if c.restore_bn_moving_stats:
+                self._restore_moving_stats(result.checkpoint)
+            self.log(f" [*] Load SUCCESS: base variables from {result.checkpoint}"
+                     f" ({len(result.loaded)} tensors)")
+            return result.checkpoint
+        self.log(" [!] Load failed...")
+        return None
+
+    def _restore_moving_stats(self, prefix):
+        reader = tf.train.load_checkpoint(prefix)
+        names = reader.get_variable_to_shape_map()
+        for name, var in self.model.tf1_variable_map().items():
+            if "moving_" in name and "new" not in name and name in names:
+                var.assign(reader.get_tensor(name))
+
+    def save_resume(self):
+        """Writes the full-state checkpoint (atomic: the index file is updated last)."""
+        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def save_tf1(self, epoch):
+        """The original's per-epoch save: ``DCGAN.model-<epoch>`` with TF1 names."""
+        return tf1_checkpoint.save_tf1_checkpoint(self.model, self.config.model_dir,
+                                                  global_step=epoch)
+
+    # -- data ----------------------------------------------------------------
+    def dataset(self, start_batch, num_batches):
+        c = self.config
+        ds = pipeline.training_dataset(
+            self.casia.images, self.casia.file_list.subject_ids, c.batch_size,
+            seed=c.seed, start_batch=start_batch, num_batches=num_batches,
+            reshuffle_each_epoch=c.reshuffle_each_epoch)
+        if self.uses_occlusion:
+            ds = ds.map(self._add_occlusion, num_parallel_calls=tf.data.AUTOTUNE,
+                        deterministic=True)
+        # tf.distribute splits every component along the batch; the scalar step
+        # number cannot be split (the trainer keeps its own step counter).
+        return ds.map(lambda b: {k: v for k, v in b.items() if k != "step"})
+
+    def _occlude(self, images, indices, offsets, step):
+        rng = np.random.default_rng((self.config.seed, int(step), 0x0CC1))
+        occl, _ = self.occluder.occlude(images, self.landmarks[indices], offsets, rng)
+        return occl
+
+    def _add_occlusion(self, batch):
+        occl = tf.numpy_function(self._occlude, [batch["image"], batch["index"],
+                                                 batch["offset"], batch["step"]],
+                                 tf.float32, stateful=False)
+        occl.set_shape(batch["image"].shape)
+        return dict(batch, image_occl=occl)
+
+    # -- step ----------------------------------------------------------------
+    def _make_train_step(self):
+        c = self.config
+        model, optimizer = self.model, self.optimizer
+        replicas = self.strategy.num_replicas_in_sync
+
+        def replica_step(batch):
+            with tf.GradientTape() as tape:
+                images = batch["image"]
+                if self.uses_occlusion:
+                    terms = losses.model_losses(
+                        model, images, batch["image_occl"], batch["label"],
+                        training=True, weights=c.loss_weights, num_keep=c.feature_keep,
+                        epsilon=c.diversity_epsilon)
+                    out, out_o = terms["outputs"], terms["outputs_occl"]
+                    zero = {"zero_channels": tf.reduce_sum(tf.cast(
+                                losses.zero_channels(out["feature_map"]), tf.int32)),
+                            "zero_channels_occl": tf.reduce_sum(tf.cast(
+                                losses.zero_channels(out_o["feature_map"]), tf.int32))}
+                    scalars = {k: tf.cast(terms[k], tf.float32) for k in losses.LOSS_TERMS}
+                else:
+                    out = model(images, training=True)
+                    ce = c.loss_weights.identity * losses.identity_cross_entropy(
+                        tf.cast(out["logits"], tf.float32), batch["label"])
+                    scalars = {"d_loss": ce, "d_loss_real_id": ce,
+                               "d_acc": losses.accuracy(out["logits"], batch["label"])}
+                    zero = {}
+                loss = tf.cast(scalars["d_loss"], tf.float32) / replicas
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return dict(scalars, **zero)
+
+        def step_fn(batch):
+            per_replica = self.strategy.run(replica_step, args=(batch,))
+            reduced = {k: self.strategy.reduce(
+                tf.distribute.ReduceOp.MEAN if "zero" not in k else tf.distribute.ReduceOp.SUM,
+                v, axis=None) for k, v in per_replica.items()}
+            self.step.assign_add(1)
+            return reduced
+
+        return tf.function(step_fn, jit_compile=c.jit_compile or None,
+                           reduce_retracing=True)
+
+    # -- loop ----------------------------------------------------------------
+    def fit(self):
+        """Trains until ``total_steps``; returns the last logged scalars (dict)."""
+        c = self.config
+        start = int(self.step.numpy())
+        remaining = self.total_steps - start
+        if remaining <= 0:
+            self.log(f"nothing to do: step {start} >= {self.total_steps}")
+            return {}
+        ds = self.strategy.experimental_distribute_dataset(self.dataset(start, remaining))
+        writer = (tf.summary.create_file_writer(os.path.join(c.model_dir, TENSORBOARD_SUBDIR))
+                  if c.tensorboard else None)
+        progress = _Progress(self.total_steps, c.batch_size, c.progress)
+        t0 = time.time()
+        last = {}
+        for batch in ds:
+            values = self._train_step(batch)
+            step = int(self.step.numpy())
+            scalars = {k: float(v.numpy()) for k, v in values.items()}
+            bad = losses.nonfinite_terms(scalars)
+            if bad:
+                progress.close()
+                detail = ""
+                if scalars.get("zero_channels") or scalars.get("zero_channels_occl"):
+                    detail = (f"; all-zero masked channels: clean "
+                              f"{int(scalars.get('zero_channels', 0))}, occluded "
+                              f"{int(scalars.get('zero_channels_occl', 0))} (the "
+                              "diversity losses divide by their norms; see "
+                              "--diversity_epsilon)")
+                raise NonFiniteLossError(
+                    f"non-finite loss at step {step}: {', '.join(bad)}{detail}. "
+                    f"Stopped without saving; the last good checkpoint in "
+                    f"{c.model_dir} is intact.")
+            last = scalars
+            epoch, idx = divmod(step - 1, self.batches_per_epoch)
+            if (step - 1) % c.log_every == 0:
+                progress.close()
+                self.log(ORIGINAL_LOG_FORMAT % (
+                    epoch, idx, self.batches_per_epoch, time.time() - t0,
+                    scalars["d_loss_real_id"], scalars.get("d_loss_real_id_occl", math.nan),
+                    scalars.get("diver_loss", math.nan), scalars.get("diver_loss_A", math.nan),
+                    scalars.get("occl_loss", math.nan), scalars["d_loss_real_id"],
+                    scalars["d_acc"], scalars.get("d_acc_occl", math.nan)))
+                if writer is not None:
+                    with writer.as_default():
+                        for name, value in scalars.items():
+                            write_scalar(name, value, step)
+            progress.update(step)
+            if step % self.batches_per_epoch == 0:
+                self.save_tf1(step // self.batches_per_epoch)
+                self.save_resume()
+            elif c.save_every_steps and step % c.save_every_steps == 0:
+                self.save_resume()
+        progress.close()
+        step = int(self.step.numpy())
+        if step % self.batches_per_epoch:
+            # A run cut short by max_steps still leaves both kinds of checkpoint;
+            # the TF1 one is numbered by the epoch in progress.
+            self.save_tf1(step // self.batches_per_epoch + 1)
+            self.save_resume()
+        if writer is not None:
+            writer.flush()
+        return last
+
+
+def load_trained_model(config):
+    """The whole trained model from ``config.model_dir``.
+
+    Prefers our resume checkpoint; otherwise loads every variable of the latest
+    TF1 checkpoint (the original's ``is_train False`` path restored only the
+    base variables and never initialised the rest, so it could not run).
+
+    Raises:
+        FileNotFoundError: the folder holds neither kind of checkpoint.
+    """
+    c = config
+    resume_dir = os.path.join(c.model_dir, RESUME_SUBDIR)
+    latest = tf.train.latest_checkpoint(resume_dir)
+    if latest:
+        model = _model_for_checkpoint(c, latest)
+        variables = resume_variables(model)
+        stored = {name for name, _ in tf.train.list_variables(latest)}
+        missing = [k for k in variables
+                   if f"variables/{k}/.ATTRIBUTES/VARIABLE_VALUE" not in stored]
+        if missing:
+            raise ValueError(f"{latest}: resume checkpoint lacks {len(missing)} model "
+                             f"variables, e.g. {missing[:5]}; do --df_dim/--gfc_dim/"
+                             "--dfc_dim/--variant match the run that wrote it?")
+        # The optimizer and RNG state in the file are not needed for inference.
+        tf.train.Checkpoint(variables=variables).restore(latest).expect_partial()
+        return model
+    if tf.train.latest_checkpoint(c.model_dir):
+        inferred = tf1_checkpoint.infer_model_config(c.model_dir)
+        model = InterpFRNet(df_dim=inferred["df_dim"], gfc_dim=inferred["gfc_dim"],
+                            dfc_dim=inferred["dfc_dim"],
+                            n_subjects=inferred["n_subjects"] or c.n_subjects or 1,
+                            variant=c.variant if inferred["variant"] != VARIANT_BASE
+                            else VARIANT_BASE)
+        model.build((None, 96, 96, 3))
+        tf1_checkpoint.load_tf1_checkpoint(model, c.model_dir)
+        return model
+    raise FileNotFoundError(f"no checkpoint in {c.model_dir} (neither {RESUME_SUBDIR}/ "
+                            "nor a TF1 'checkpoint' file)")
+
+
+def resume_variables(model):
+    """The model's variables keyed by TF1 name, for our resume checkpoints."""
+    return {name.replace("/", "__"): var for name, var in model.tf1_variable_map().items()}
+
+
+def _model_for_checkpoint(c, path):
+    # The classifier size is read off the checkpoint so a model trained with an
+    # inferred n_subjects loads without the user repeating it.
+    n_subjects = c.n_subjects
+    for name, shape in tf.train.list_variables(path):
+        if name.startswith("variables/d_k7_id_lin_new__bias/"):
+            n_subjects = shape[0]
+    model = InterpFRNet(df_dim=c.df_dim, gfc_dim=c.gfc_dim, dfc_dim=c.dfc_dim,
+                        n_subjects=n_subjects or 1, variant=c.variant)
+    model.build((None, 96, 96, 3))
+    return model

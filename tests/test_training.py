@@ -1,0 +1,166 @@
+"""The trainer: original command line, learning, resume, NaN stop, base restore."""
+import dataclasses
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from interp_fr import cli, tf1_checkpoint, training
+from interp_fr.data import synthetic_world
+from interp_fr.model import InterpFRNet
+from tests.conftest import REPO_ROOT
+
+SMALL = dict(df_dim=4, gfc_dim=32, dfc_dim=32)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("world"))
+    synthetic_world.build_world(out, synthetic_world.WorldConfig(
+        train_subjects=6, train_images_per_subject=16, test_subjects=4,
+        test_images_min=3, test_images_max=4, num_splits=2, seed=1))
+    return out
+
+
+def _config(world, ckpt, **kw):
+    base = dict(data_dir=os.path.join(world, "DATA"), aux_dir=os.path.join(world, "aux"),
+                checkpoint_dir=str(ckpt), dataset="SYN", batch_size=16, progress=False,
+                tensorboard=False, learning_rate=0.002, **SMALL)
+    base.update(kw)
+    return training.TrainConfig(**base)
+
+
+def test_tf1_style_boolean_arguments():
+    argv = ["prog", "--is_train", "True", "--batch_size", "64", "--is_with_y", "False",
+            "--visualize", "--gpu", "0", "--is_crop=False"]
+    out = cli.tf1_style_bool_argv(argv, ["is_train", "is_with_y", "visualize", "is_crop"])
+    assert out == ["prog", "--is_train=True", "--batch_size", "64", "--is_with_y=False",
+                   "--visualize", "--gpu", "0", "--is_crop=False"]
+    assert cli.parse_gpu_list("0,1") == [0, 1] and cli.parse_gpu_list("-1") == []
+
+
+def test_checkpoint_folder_name_is_the_originals():
+    c = training.TrainConfig(dataset="CASIA", batch_size=64, gf_dim=32, gfc_dim=320,
+                             df_dim=32, dfc_dim=320)
+    assert c.model_dir_name == "CASIA_64_96_32_320_32_320"
+    assert c.feature_keep == 260
+    assert dataclasses.replace(c, dfc_dim=64).feature_keep == 52
+
+
+def test_short_run_learns_identities(world, tmp_path):
+    logs = []
+    trainer = training.Trainer(_config(world, tmp_path, max_steps=60, log_every=6,
+                                       learning_rate=0.02), log=logs.append)
+    trainer.fit()
+    losses_logged = [float(line.split("d_loss: ")[1].split()[0])
+                     for line in logs if line.startswith("Epoch:")]
+    assert len(losses_logged) == 10
+    # 2 * CE starts at 2 ln 6 = 3.58 (chance) and must come well down.
+    assert abs(losses_logged[0] - 2 * np.log(6)) < 0.05
+    assert np.mean(losses_logged[-2:]) < 0.85 * losses_logged[0], losses_logged
+    # Identity accuracy of the trained model on its training images (inference
+    # mode, all 96 images centre-cropped), against 1/6 chance.
+    images = trainer.casia.images.read(range(96))[:, 7:103, 7:103]
+    logits = trainer.model(tf.constant(images, tf.float32) / 127.5 - 1.0)["logits"]
+    acc = np.mean(np.argmax(logits, -1) == trainer.casia.file_list.subject_ids)
+    assert acc > 0.3, acc
+    model_dir = trainer.config.model_dir
+    assert os.path.isfile(os.path.join(model_dir, "DCGAN.model-10.index"))
+    assert tf.train.latest_checkpoint(os.path.join(model_dir, "resume")).endswith("ckpt-60")
+
+
+def test_resume_continues_exactly(world, tmp_path):
+    straight = training.Trainer(_config(world, tmp_path / "a", max_steps=4), log=print)
+    straight.fit()
+    first = training.Trainer(_config(world, tmp_path / "b", max_steps=2), log=print)
+    first.fit()
+    resumed = training.Trainer(_config(world, tmp_path / "b", max_steps=4), log=print)
+    assert int(resumed.step.numpy()) == 2
+    resumed.fit()
+    for a, b in zip(straight.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-6, err_msg=a.path)
+    for a, b in zip(straight.optimizer.variables, resumed.optimizer.variables):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
+def test_nonfinite_loss_stops_and_keeps_last_checkpoint(world, tmp_path):
+    trainer = training.Trainer(_config(world, tmp_path, max_steps=2), log=print)
+    trainer.fit()
+    saved = trainer.manager.latest_checkpoint
+    again = training.Trainer(_config(world, tmp_path, max_steps=5), log=print)
+    # An all-zero k5 kernel makes the filter-diversity cosine 0/0, as in the original.
+    again.model.k5_conv.w.assign(tf.zeros_like(again.model.k5_conv.w))
+    with pytest.raises(training.NonFiniteLossError, match=r"step 3: .*diver_loss_A"):
+        again.fit()
+    assert again.manager.latest_checkpoint == saved
+    assert tf.train.latest_checkpoint(os.path.join(again.config.model_dir, "resume")) == saved
+
+
+def test_starts_from_pretrained_base_like_the_original(world, tmp_path):
+    config = _config(world, tmp_path, max_steps=1)
+    pretrained = InterpFRNet(n_subjects=6, variant="base", **SMALL)
+    pretrained.build((None, 96, 96, 3))
+    for v in pretrained.weights:
+        v.assign(np.random.default_rng(len(v.path)).normal(0, 1, v.shape).astype(np.float32))
+    tf1_checkpoint.save_tf1_checkpoint(pretrained, config.model_dir, global_step=5)
+    trainer = training.Trainer(config, log=print)
+    ours = trainer.model.tf1_variable_map()
+    theirs = pretrained.tf1_variable_map()
+    for name in tf1_checkpoint.base_variable_names(trainer.model):
+        np.testing.assert_array_equal(ours[name].numpy(), theirs[name].numpy())
+    # BN moving statistics are not trainable, so the original does not restore them.
+    np.testing.assert_array_equal(ours["d_k_bn0_1/moving_mean"].numpy(), 0.0)
+    cfg2 = dataclasses.replace(config, checkpoint_dir=str(tmp_path / "c"),
+                               restore_bn_moving_stats=True)
+    tf1_checkpoint.save_tf1_checkpoint(pretrained, cfg2.model_dir, global_step=5)
+    t2 = training.Trainer(cfg2, log=print)
+    np.testing.assert_array_equal(t2.model.tf1_variable_map()["d_k_bn0_1/moving_mean"].numpy(),
+                                  theirs["d_k_bn0_1/moving_mean"].numpy())
+
+
+STRATEGY_SCRIPT = r"""
+import sys, numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from interp_fr import training
+config = training.TrainConfig(data_dir=sys.argv[1] + "/DATA", aux_dir=sys.argv[1] + "/aux",
+    checkpoint_dir=sys.argv[2], dataset="SYN", batch_size=16, df_dim=4, gfc_dim=32,
+    dfc_dim=32, max_steps=3, progress=False, tensorboard=False,
+    devices=("/cpu:0", "/cpu:1"))
+t = training.Trainer(config)
+assert t.strategy.num_replicas_in_sync == 2, t.strategy
+last = t.fit()
+assert np.isfinite(last["d_loss"]) and int(t.step.numpy()) == 3, last
+print("STRATEGY OK", t.strategy.__class__.__name__, last["d_loss"])
+"""
+
+
+def test_mirrored_strategy_on_two_logical_cpus(world, tmp_path):
+    proc = subprocess.run([sys.executable, "-c", STRATEGY_SCRIPT, world, str(tmp_path)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert "STRATEGY OK MirroredStrategy" in proc.stdout, proc.stderr[-4000:]
+
+
+def test_original_command_line_trains_then_writes_features(world, tmp_path):
+    common = ["--dataset", "SYN", "--batch_size", "16", "--image_size", "96",
+              "--is_with_y", "True", "--gf_dim", "32", "--df_dim", "4", "--dfc_dim", "32",
+              "--gfc_dim", "32", "--z_dim", "20", "--checkpoint_dir", str(tmp_path),
+              "--gpu", "0", "--data_dir", os.path.join(world, "DATA"),
+              "--aux_dir", os.path.join(world, "aux"), "--progress", "False"]
+    train = subprocess.run([sys.executable, "-m", "interp_fr.train", "--is_train", "True",
+                            "--learning_rate", "0.001", "--max_steps", "2"] + common,
+                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert "Epoch: [ 0] [   0/   6]" in train.stdout
+    feats = tmp_path / "f.txt"
+    test = subprocess.run([sys.executable, "-m", "interp_fr.train", "--is_train", "False",
+                           "--features_out", str(feats)] + common,
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert test.returncode == 0, test.stderr[-3000:]
+    arr = np.loadtxt(feats)
+    n_test = os.path.getsize(os.path.join(world, "DATA",
+                                          "IJBA_recrop_images_96_96_test.dat")) // (96 * 96 * 3)
+    assert arr.shape == (n_test, 32) and np.all(np.isfinite(arr))

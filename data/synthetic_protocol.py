@@ -11,11 +11,7 @@ import dataclasses
 
 import numpy as np
 
-# IJB-A metadata variables, in the order and on-disk dtypes of the real files.
-METADATA_FIELDS = ("templateID", "subjectID", "mediaID", "sightingID", "frame",
-                   "filename", "bbox", "landmark", "faceYaw", "visibility",
-                   "indoor", "gender", "skinTone", "age", "facialHair")
-
+from interp_fr.data import ijba_protocol
 
 @dataclasses.dataclass
 class TestImageInfo:
@@ -34,7 +30,7 @@ class TestImageInfo:
 
 
 def metadata_table(info, rows, template_ids):
-    """The 15 metadata variables for image ``rows`` under ``template_ids``.
+    """The protocol table of image ``rows`` under ``template_ids``.
 
     Args:
         info: `TestImageInfo`.
@@ -42,36 +38,23 @@ def metadata_table(info, rows, template_ids):
         template_ids: int [R] the template each row belongs to.
 
     Returns:
-        dict variable -> array with the real files' dtypes and R x k shapes.
+        `ijba_protocol.ProtocolTable`.
     """
-    rows = np.asarray(rows)
-    r = len(rows)
+    rows = np.asarray(rows, np.int64)
     lm = info.landmarks[rows]
     # IJB-A's three points: right eye, left eye (subject's), nose base.
     right_eye = lm[:, :, 36:42].mean(axis=2)
     left_eye = lm[:, :, 42:48].mean(axis=2)
     nose = lm[:, :, 33]
-    filenames = np.empty((r, 1), dtype=object)
-    for i, row in enumerate(rows):
-        filenames[i, 0] = f"img/{int(info.sighting[row])}.jpg"
-    col = lambda a, dtype: np.asarray(a, dtype).reshape(r, 1)  # noqa: E731
-    return {
-        "templateID": col(template_ids, np.uint16),
-        "subjectID": col(info.subject[rows], np.uint16),
-        "mediaID": col(info.media[rows], np.uint16),
-        "sightingID": col(info.sighting[rows], np.int32),
-        "frame": np.full((r, 1), np.nan),
-        "filename": filenames,
-        "bbox": np.tile(np.array([[0.0, 0.0, 96.0, 96.0]]), (r, 1)),
-        "landmark": np.concatenate([right_eye, left_eye, nose], axis=1),
-        "faceYaw": col(info.yaw[rows], np.float64),
-        "visibility": np.asarray(info.visibility[rows], np.float64).reshape(r, 3),
-        "indoor": col(info.indoor[rows], np.float64),
-        "gender": col(info.gender[rows], np.uint8),
-        "skinTone": col(info.skin_tone[rows], np.uint8),
-        "age": col(info.age[rows], np.float64),
-        "facialHair": col(info.facial_hair[rows], np.float64),
-    }
+    return ijba_protocol.make_table(
+        template_ids, info.subject[rows], info.sighting[rows],
+        mediaID=info.media[rows], frame=np.full(len(rows), np.nan),
+        bbox=np.tile([0.0, 0.0, 96.0, 96.0], (len(rows), 1)),
+        landmark=np.concatenate([right_eye, left_eye, nose], axis=1),
+        faceYaw=info.yaw[rows], visibility=info.visibility[rows],
+        indoor=info.indoor[rows], gender=info.gender[rows],
+        skinTone=info.skin_tone[rows], age=info.age[rows],
+        facialHair=info.facial_hair[rows])
 
 
 def _partition_templates(rng, image_rows, max_templates):
@@ -87,9 +70,10 @@ def build_splits(info, num_splits=10, seed=0, split_fraction=0.8,
     """Builds the per-split protocol tables.
 
     Returns:
-        list of dicts (one per split) with keys ``verify_comparisons`` (uint16
-        [K, 2]), ``verify_metadata``, ``search_gallery``, ``search_probe`` and
-        ``train`` (each a metadata dict of `metadata_table`).
+        list of dicts (one per split) with keys ``comparison`` (int [K, 2]),
+        ``verify_metadata``, ``search_gallery``, ``search_probe`` and ``train``
+        (each a `ijba_protocol.ProtocolTable`), the keyword arguments of
+        `ijba_protocol.write_split`.
     """
     subjects = np.unique(info.subject)
     rows_of = {s: np.nonzero(info.subject == s)[0] for s in subjects}
@@ -130,7 +114,7 @@ def build_splits(info, num_splits=10, seed=0, split_fraction=0.8,
         impostor = impostor_all[rng.choice(len(impostor_all), n_imp, replace=False)]
         pairs = np.concatenate([genuine, impostor])
         pairs = pairs[rng.permutation(len(pairs))]
-        comparisons = tid[pairs].astype(np.uint16)
+        comparisons = tid[pairs]
 
         gallery_subjects = rng.choice(chosen, size=max(1, int(round(
             gallery_fraction * len(chosen)))), replace=False)
@@ -142,7 +126,7 @@ def build_splits(info, num_splits=10, seed=0, split_fraction=0.8,
             else:
                 probe.append(t)
         splits.append({
-            "verify_comparisons": comparisons,
+            "comparison": comparisons,
             "verify_metadata": table(templates),
             "search_gallery": table(gallery),
             "search_probe": table(probe),

@@ -26,7 +26,8 @@ import numpy as np
 import scipy.spatial
 
 from interp_fr.atomic_io import atomic_save_text, atomic_write
-from interp_fr.data import dat_files, mat_files, synthetic_faces, synthetic_protocol
+from interp_fr.data import (dat_files, ijba_protocol, mat_files, synthetic_faces,
+                            synthetic_protocol)
 
 DATA_DIR, AUX_DIR, IJBA_DIR, ATTR_DIR = "DATA", "aux", "IJB-A", "attributes"
 CASIA_LANDMARKS_FILE = "landmarks68.mat"
@@ -143,11 +144,10 @@ def _write_ijba_protocol(ijba_dir, c, test_subject, landmarks, attrs, rng):
         visibility=visibility, indoor=rng.integers(0, 2, n),
         gender=attrs["gender"], skin_tone=attrs["skin_tone"], age=attrs["age"],
         facial_hair=attrs["facial_hair"])
-    sighting2idx = np.zeros((sighting.max(), 1))
-    sighting2idx[sighting - 1, 0] = np.arange(1, n + 1)
-    mat_files.save_mat(os.path.join(ijba_dir, "dataset.mat"), {
-        "sightingID2idx": sighting2idx, "badImage": np.zeros((n, 1)),
-        "poorIndex": np.zeros((n, 1))})
+    sighting2idx = np.zeros(sighting.max(), np.int64)
+    sighting2idx[sighting - 1] = np.arange(1, n + 1)
+    ijba_protocol.write_dataset_mat(os.path.join(ijba_dir, "dataset.mat"), sighting2idx,
+                                    badImage=np.zeros(n), poorIndex=np.zeros(n))
     cropped = np.empty((n, 1), dtype=object)
     for i in range(n):
         cropped[i, 0] = f"img/{sighting[i]}.jpg"
@@ -157,19 +157,6 @@ def _write_ijba_protocol(ijba_dir, c, test_subject, landmarks, attrs, rng):
     splits = synthetic_protocol.build_splits(info, c.num_splits, seed=c.seed)
     num_pairs = []
     for k, split in enumerate(splits, start=1):
-        vdir = os.path.join(ijba_dir, "verify", f"split{k}")
-        sdir = os.path.join(ijba_dir, "search", f"split{k}")
-        os.makedirs(vdir, exist_ok=True)
-        os.makedirs(sdir, exist_ok=True)
-        mat_files.save_mat(os.path.join(vdir, f"verify_comparisons_{k}.mat"),
-                           {"comparison": split["verify_comparisons"]})
-        mat_files.save_mat(os.path.join(vdir, f"verify_metadata_{k}.mat"),
-                           split["verify_metadata"])
-        mat_files.save_mat(os.path.join(sdir, f"search_gallery_{k}.mat"),
-                           split["search_gallery"])
-        mat_files.save_mat(os.path.join(sdir, f"search_probe_{k}.mat"),
-                           split["search_probe"])
-        for d in (vdir, sdir):
-            mat_files.save_mat(os.path.join(d, f"train_{k}.mat"), split["train"])
-        num_pairs.append(len(split["verify_comparisons"]))
+        ijba_protocol.write_split(ijba_dir, k, **split)
+        num_pairs.append(len(split["comparison"]))
     return {"verify_comparisons_per_split": num_pairs}

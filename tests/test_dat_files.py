@@ -108,3 +108,13 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
             raise RuntimeError("crash")
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path):
+    from interp_fr.atomic_io import atomic_save_text
+    old = os.umask(0o022)
+    try:
+        atomic_save_text(tmp_path / "p.txt", "x")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "p.txt").st_mode & 0o777 == 0o644

@@ -10,8 +10,23 @@ import json
 import os
 import time
 
+import numpy as np
+
+from interp_fr import features, training
 from interp_fr.atomic_io import atomic_save_text
 from interp_fr.data import dat_files, mat_files, synthetic_world
+from interp_fr.eval import ijba
+
+
+@dataclasses.dataclass
+class DemoModelConfig:
+    """The face model and training budget of the main job (small enough for a CPU)."""
+    df_dim: int = 8
+    gfc_dim: int = 64
+    dfc_dim: int = 64
+    batch_size: int = 32
+    learning_rate: float = 0.005
+    max_steps: int = 160
 
 
 @dataclasses.dataclass
@@ -20,6 +35,7 @@ class JobContext:
     out_dir: str
     world_config: synthetic_world.WorldConfig
     quick: bool = False
+    model_config: DemoModelConfig = dataclasses.field(default_factory=DemoModelConfig)
     values: dict = dataclasses.field(default_factory=dict)
 
     def path(self, *parts):
@@ -48,8 +64,77 @@ def stage_world(ctx):
             "verify comparisons per split": summary["verify_comparisons_per_split"]}
 
 
+def _train_config(ctx):
+    m = ctx.model_config
+    return training.TrainConfig(
+        data_dir=ctx.values["data_dir"], aux_dir=ctx.values["aux_dir"],
+        checkpoint_dir=ctx.path("checkpoints"), dataset="SYNTH",
+        batch_size=m.batch_size, gf_dim=32, gfc_dim=m.gfc_dim, df_dim=m.df_dim,
+        dfc_dim=m.dfc_dim, learning_rate=m.learning_rate, max_steps=m.max_steps,
+        log_every=max(1, m.max_steps // 8), progress=False)
+
+
+def stage_train(ctx):
+    """Trains the full model (all losses, synthetic occlusion) on the world."""
+    config = _train_config(ctx)
+    logs = []
+    trainer = training.Trainer(config, log=logs.append)
+    last = trainer.fit()
+    atomic_save_text(ctx.path("training_log.txt"), "\n".join(logs) + "\n")
+    ctx.values.update(model=trainer.model, train_config=config)
+    first = next((line for line in logs if line.startswith("Epoch:")), "")
+    return {"steps": int(trainer.step.numpy()), "batch size": config.batch_size,
+            "model": f"df_dim={config.df_dim}, gfc_dim={config.gfc_dim}, "
+                     f"dfc_dim={config.dfc_dim}, {trainer.model.n_subjects} subjects",
+            "first log line": first, "final losses": {
+                k: round(v, 4) for k, v in last.items() if not k.startswith("zero")},
+            "checkpoint folder": config.model_dir}
+
+
+def stage_extract(ctx):
+    """IJB-A-format features and feature maps of the synthetic test images."""
+    test = dat_files.open_ijba_images(ctx.values["data_dir"])
+    result = features.extract_features(features.keras_forward(ctx.values["model"]),
+                                       test, batch_size=64, num_maps=200)
+    path = ctx.path("IJBA_features_iter_0.txt")
+    features.save_feature_text(path, result.features)
+    features.save_feature_text(ctx.path("IJBA_feature_maps_ours.txt"),
+                               result.feature_maps)
+    ctx.values.update(features=result.features, feature_maps_path=ctx.path(
+        "IJBA_feature_maps_ours.txt"), features_path=path)
+    return {"images": len(result.features), "feature dim": result.features.shape[1],
+            "feature file": path}
+
+
+def stage_evaluate(ctx):
+    """The IJB-A protocol of the synthetic world, as CNN_single_verify/search.m."""
+    ijba_dir = ctx.values["ijba_dir"]
+    results = ijba.evaluate_ijba(ctx.values["features"],
+                                 os.path.join(ijba_dir, "dataset.mat"), ijba_dir,
+                                 task="both")
+    out = ctx.path("ijba")
+    ijba.write_outputs(results, out)
+    occluded = ijba.evaluate_ijba(ctx.values["features"],
+                                  os.path.join(ijba_dir, "dataset.mat"), ijba_dir,
+                                  task="both", subset="occluded")
+    ijba.write_outputs(occluded, ctx.path("ijba_occluded"))
+    v, s = results["verify"], results["search"]
+    return {"TAR@FAR=0.01 (mean +- std over splits)":
+            f"{v['mean']['tar_at_far_0.01']:.3f} +- {v['std']['tar_at_far_0.01']:.3f}",
+            "TAR@FAR=0.001": f"{v['mean']['tar_at_far_0.001']:.3f} +- "
+                             f"{v['std']['tar_at_far_0.001']:.3f}",
+            "rank-1": f"{s['mean']['rank1']:.3f} +- {s['std']['rank1']:.3f}",
+            "rank-5": f"{s['mean']['rank5']:.3f}",
+            "occluded subset TAR@FAR=0.01":
+                f"{occluded['verify']['mean']['tar_at_far_0.01']:.3f}",
+            "outputs": out}
+
+
 STAGES = [
     ("synthetic world", stage_world),
+    ("training", stage_train),
+    ("feature extraction", stage_extract),
+    ("IJB-A evaluation", stage_evaluate),
 ]
 
 
@@ -65,10 +150,12 @@ def _write_report(ctx, results):
         {name: res for name, res in results}, indent=2, default=str))
 
 
-def run_job(out_dir, world_config=None, quick=False, progress=print):
+def run_job(out_dir, world_config=None, model_config=None, quick=False,
+            progress=print):
     """Runs every stage in order; returns [(stage name, {seconds, figures})]."""
     os.makedirs(out_dir, exist_ok=True)
-    ctx = JobContext(out_dir, world_config or synthetic_world.WorldConfig(), quick)
+    ctx = JobContext(out_dir, world_config or synthetic_world.WorldConfig(), quick,
+                     model_config or DemoModelConfig())
     results = []
     start = time.perf_counter()
     for i, (name, stage) in enumerate(STAGES, start=1):

@@ -14,6 +14,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from interp_fr import tf_logging
 from interp_fr.model import (K5_CONV, K7_LINEAR, VARIANT_BASE, VARIANT_FULL,
                              InterpFRNet)
 
@@ -263,8 +264,9 @@ def save_tf1_checkpoint(model, directory, global_step=None,
                                max_to_keep=None)
         with v1.Session(graph=graph) as session:
             session.run(assigns, feeds)
-            return saver.save(session, os.path.join(directory, model_name),
-                              global_step=global_step, write_meta_graph=False)
+            with tf_logging.quiet():
+                return saver.save(session, os.path.join(directory, model_name),
+                                  global_step=global_step, write_meta_graph=False)
 
 
 def _check_weights_path(path):

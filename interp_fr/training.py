@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from interp_fr import losses, occlusion, tf1_checkpoint
+from interp_fr import losses, occlusion, tf1_checkpoint, tf_logging
 from interp_fr.data import dat_files, mat_files, pipeline
 from interp_fr.model import VARIANT_BASE, InterpFRNet
 
@@ -244,7 +244,8 @@ class Trainer:
 
     def save_resume(self):
         """Writes the full-state checkpoint (atomic: the index file is updated last)."""
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        with tf_logging.quiet():
+            return self.manager.save(checkpoint_number=int(self.step.numpy()))
 
     def save_tf1(self, epoch):
         """The original's per-epoch save: ``DCGAN.model-<epoch>`` with TF1 names."""

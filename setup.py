@@ -25,6 +25,7 @@ CONSOLE_SCRIPTS = [
     "interp-fr-convert-checkpoint = interp_fr.convert_checkpoint:run",
     "interp-fr-ijba = interp_fr.eval.ijba:run",
     "interp-fr-ijbc = interp_fr.eval.ijbc:run",
+    "interp-fr-peak-locations = interp_fr.eval.peak_locations:run",
 ]
 
 setup(

@@ -1,0 +1,210 @@
+"""Shared plumbing of the interpretability analyses (peak locations, heat maps,
+feature change under occlusion): where a synthetic world keeps its files, how a
+model is loaded and run, and how figures are written.
+
+Nothing here is in the original code; it exists so that the three analyses take
+models and data the same way.
+"""
+import dataclasses
+import os
+
+import numpy as np
+
+from interp_fr.atomic_io import atomic_write
+
+FACE_SIZE = 96
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldPaths:
+    """The files of a synthetic world (or of a real setup laid out the same way)."""
+    root: str
+
+    @property
+    def ijba_images(self):
+        return os.path.join(self.root, "DATA", "IJBA_recrop_images_96_96_test.dat")
+
+    @property
+    def ijba_landmarks(self):
+        return os.path.join(self.root, "aux", "landmarks68_IJBA.mat")
+
+    @property
+    def triangulation(self):
+        return os.path.join(self.root, "aux", "tVM.mat")
+
+    @property
+    def frontal_template(self):
+        return os.path.join(self.root, "aux", "landmark68_7.mat")
+
+    @property
+    def protocol_dir(self):
+        return os.path.join(self.root, "IJB-A")
+
+    @property
+    def dataset_mat(self):
+        return os.path.join(self.root, "IJB-A", "dataset.mat")
+
+    @property
+    def ijba_attributes(self):
+        return os.path.join(self.root, "attributes", "ijba_attributes.npz")
+
+
+def to_unit_range(images_uint8):
+    """uint8 [..., 3] -> float32 in [-1, 1] (the original's x / 127.5 - 1)."""
+    return np.asarray(images_uint8, np.float32) / 127.5 - 1.0
+
+
+def make_forward(model):
+    """A traced inference call: float32 [b, 96, 96, 3] -> dict of numpy-able
+    ``feature`` [b, D] and ``feature_map`` [b, H, W, C].
+
+    Accepts an `InterpFRNet` or any callable already returning such a dict
+    (tests pass hand-built Keras models or plain functions).
+    """
+    from interp_fr.model import InterpFRNet
+    if isinstance(model, InterpFRNet):
+        from interp_fr.features import keras_forward
+        return keras_forward(model)
+    return model
+
+
+def run_forward(forward, images, batch_size=64, want_maps=False):
+    """Runs ``forward`` over an in-memory image array in batches.
+
+    Args:
+        forward: see `make_forward`.
+        images: float32 [N, 96, 96, 3] in [-1, 1] (uint8 is converted).
+        want_maps: also return the feature maps.
+
+    Returns:
+        features float64 [N, D] (and maps float32 [N, H, W, C] if asked).
+    """
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        images = to_unit_range(images)
+    feats, maps = [], []
+    for start in range(0, len(images), batch_size):
+        out = forward(np.ascontiguousarray(images[start:start + batch_size],
+                                           np.float32))
+        feats.append(np.asarray(out["feature"], np.float64))
+        if want_maps:
+            maps.append(np.asarray(out["feature_map"], np.float32))
+    d = feats[0].shape[1] if feats else 0
+    features = np.concatenate(feats) if feats else np.zeros((0, d))
+    if want_maps:
+        return features, (np.concatenate(maps) if maps else None)
+    return features
+
+
+def iter_dat_maps(forward, dat_images, num_images, batch_size=64):
+    """Feature maps of the first ``num_images`` images of a ``.dat``, in chunks.
+
+    Yields:
+        float32 [b, H, W, C] in file order (only the chunks, so that 1000 maps
+        of 24x24x320 never sit in memory at once).
+    """
+    total = min(int(num_images), len(dat_images))
+    for start in range(0, total, batch_size):
+        stop = min(total, start + batch_size)
+        imgs = to_unit_range(dat_images.read_range(start, stop))
+        yield np.asarray(forward(imgs)["feature_map"], np.float32)
+
+
+def load_model(source, variant="full", df_dim=32, gfc_dim=320, dfc_dim=320,
+               n_subjects=None, dataset="CASIA", batch_size=64, gf_dim=32):
+    """Loads an `InterpFRNet` from a Keras ``.weights.h5`` file or a checkpoint folder.
+
+    Args:
+        source: ``*.weights.h5`` (built with the given dims and variant;
+            ``n_subjects`` is read from the file when None), or our checkpoint
+            folder (``checkpoint_dir`` as in training; the model folder inside
+            it is named from ``dataset``, ``batch_size`` and the dims, exactly as
+            `interp_fr.training.TrainConfig.model_dir`). A folder that itself
+            holds ``resume/`` or a TF1 ``checkpoint`` file is used directly.
+
+    Returns:
+        the built model.
+    """
+    from interp_fr import training
+    from interp_fr.model import InterpFRNet
+    if str(source).endswith(".weights.h5"):
+        if n_subjects is None:
+            n_subjects = keras_weights_subjects(source)
+        model = InterpFRNet(df_dim=df_dim, gfc_dim=gfc_dim, dfc_dim=dfc_dim,
+                            n_subjects=n_subjects, variant=variant)
+        model.load_weights(source)
+        return model
+    if not os.path.isdir(source):
+        raise FileNotFoundError(f"{source}: neither a .weights.h5 file nor a "
+                                "checkpoint folder")
+    config = training.TrainConfig(checkpoint_dir=source, dataset=dataset,
+                                  batch_size=batch_size, gf_dim=gf_dim,
+                                  df_dim=df_dim, gfc_dim=gfc_dim, dfc_dim=dfc_dim,
+                                  n_subjects=n_subjects, variant=variant)
+    direct = (os.path.isdir(os.path.join(source, training.RESUME_SUBDIR))
+              or os.path.isfile(os.path.join(source, "checkpoint")))
+    if direct:
+        return training.load_trained_model(_with_model_dir(config, source))
+    return training.load_trained_model(config)
+
+
+def _with_model_dir(config, model_dir):
+    """``config`` with its model folder given rather than derived from its name."""
+    from interp_fr import training
+
+    @dataclasses.dataclass
+    class FixedDirConfig(training.TrainConfig):
+        fixed_model_dir: str = None
+
+        @property
+        def model_dir(self):
+            return self.fixed_model_dir
+
+    values = {f.name: getattr(config, f.name)
+              for f in dataclasses.fields(training.TrainConfig)}
+    return FixedDirConfig(**values, fixed_model_dir=os.path.abspath(model_dir))
+
+
+def keras_weights_subjects(path):
+    """Classifier width stored in an `InterpFRNet` ``.weights.h5`` file."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        if "k7/vars/1" not in f:
+            raise ValueError(f"{path}: no classifier bias (k7/vars/1); is this an "
+                             "InterpFRNet weights file? Pass n_subjects.")
+        return int(f["k7/vars/1"].shape[0])
+
+
+def save_figure(fig, path, dpi=110):
+    """Writes a Matplotlib figure as PNG atomically and closes it."""
+    import matplotlib.pyplot as plt
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def pyplot():
+    """Matplotlib's pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def jsonable(value):
+    """Numpy scalars/arrays -> Python; NaN/inf -> None (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return v if np.isfinite(v) else None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value

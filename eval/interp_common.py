@@ -68,6 +68,29 @@ def make_forward(model):
     return model
 
 
+def _padded_call(forward, batch, batch_size):
+    """``forward`` on a batch padded to ``batch_size`` rows, outputs sliced back:
+    one traced shape for every batch, so a short last batch does not retrace."""
+    n = len(batch)
+    if n < batch_size:
+        pad = np.zeros((batch_size - n,) + batch.shape[1:], batch.dtype)
+        batch = np.concatenate([batch, pad])
+    out = forward(np.ascontiguousarray(batch, np.float32))
+    return {k: np.asarray(v)[:n] for k, v in out.items()
+            if k in ("feature", "feature_map")}
+
+
+def resize_maps(maps, size):
+    """Maps [b, h, w, C] brought to [b, size, size, C] with the hypercolumn's
+    legacy bilinear resize (the way the model itself up-samples k4_2); maps
+    already of that size are returned unchanged."""
+    maps = np.asarray(maps, np.float32)
+    if size is None or maps.shape[1:3] == (size, size):
+        return maps
+    from interp_fr.layers import legacy_bilinear_resize
+    return np.asarray(legacy_bilinear_resize(maps, (size, size)))
+
+
 def run_forward(forward, images, batch_size=64, want_maps=False):
     """Runs ``forward`` over an in-memory image array in batches.
 
@@ -84,11 +107,10 @@ def run_forward(forward, images, batch_size=64, want_maps=False):
         images = to_unit_range(images)
     feats, maps = [], []
     for start in range(0, len(images), batch_size):
-        out = forward(np.ascontiguousarray(images[start:start + batch_size],
-                                           np.float32))
-        feats.append(np.asarray(out["feature"], np.float64))
+        out = _padded_call(forward, images[start:start + batch_size], batch_size)
+        feats.append(out["feature"].astype(np.float64))
         if want_maps:
-            maps.append(np.asarray(out["feature_map"], np.float32))
+            maps.append(out["feature_map"].astype(np.float32))
     d = feats[0].shape[1] if feats else 0
     features = np.concatenate(feats) if feats else np.zeros((0, d))
     if want_maps:
@@ -96,8 +118,12 @@ def run_forward(forward, images, batch_size=64, want_maps=False):
     return features
 
 
-def iter_dat_maps(forward, dat_images, num_images, batch_size=64):
+def iter_dat_maps(forward, dat_images, num_images, batch_size=64, map_size=None):
     """Feature maps of the first ``num_images`` images of a ``.dat``, in chunks.
+
+    Args:
+        map_size: if given, maps of another size are resized to it
+            (`resize_maps`).
 
     Yields:
         float32 [b, H, W, C] in file order (only the chunks, so that 1000 maps
@@ -107,7 +133,8 @@ def iter_dat_maps(forward, dat_images, num_images, batch_size=64):
     for start in range(0, total, batch_size):
         stop = min(total, start + batch_size)
         imgs = to_unit_range(dat_images.read_range(start, stop))
-        yield np.asarray(forward(imgs)["feature_map"], np.float32)
+        yield resize_maps(_padded_call(forward, imgs, batch_size)["feature_map"],
+                          map_size)
 
 
 def load_model(source, variant="full", df_dim=32, gfc_dim=320, dfc_dim=320,

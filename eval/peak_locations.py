@@ -422,12 +422,21 @@ def average_peak_locations(peaks, landmarks, triangles, front_index=DEFAULT_FRON
 # ------------------------------------------------------------ model / file input
 
 
-def peaks_from_model(model, dat_images, num_images=DEFAULT_NUM_IMAGES, batch_size=64):
-    """Both signs' peaks of a model's feature maps on the first images of a .dat."""
+def peaks_from_model(model, dat_images, num_images=DEFAULT_NUM_IMAGES, batch_size=64,
+                     map_size=MAP_SIZE):
+    """Both signs' peaks of a model's feature maps on the first images of a .dat.
+
+    Maps of another size than ``map_size`` (the base CNN's 6x6 k4_2) are first
+    brought to ``map_size`` with the legacy bilinear resize the hypercolumn
+    applies to k4_2, so every model is analysed on the 24x24 grid of
+    average_location.m; ``map_size=None`` keeps the model's own grid (the
+    position rule then scales by 96 / H).
+    """
     from interp_fr.eval import interp_common
     forward = interp_common.make_forward(model)
     return peaks_from_chunks(interp_common.iter_dat_maps(forward, dat_images,
-                                                         num_images, batch_size))
+                                                         num_images, batch_size,
+                                                         map_size))
 
 
 def peaks_from_file(path, num_images=DEFAULT_NUM_IMAGES, map_size=MAP_SIZE):

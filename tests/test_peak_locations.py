@@ -329,3 +329,20 @@ def test_model_hook_on_tiny_world(tmp_path_factory):
     assert np.isfinite(res["d_pos"]) and np.isfinite(res["d_neg"])
     assert res["num_images"] == len(dat)
     assert any(f.endswith(".npz") for f in res["figures"])
+
+
+def test_base_cnn_maps_are_brought_to_the_24_grid(tmp_path_factory):
+    from interp_fr.data import dat_files
+    from interp_fr.eval import interp_common
+    from interp_fr.model import InterpFRNet
+    # The legacy resize samples the 6x6 map at out * 6 / 24: cell k at 4k.
+    small = np.random.default_rng(0).normal(size=(1, 6, 6, 2)).astype(np.float32)
+    big = interp_common.resize_maps(small, 24)
+    np.testing.assert_allclose(big[0, ::4, ::4], small[0], rtol=1e-6)
+    world = tiny_world(str(tmp_path_factory.mktemp("world")))
+    dat = dat_files.DatImages(interp_common.WorldPaths(world).ijba_images, 96)
+    base = InterpFRNet(df_dim=4, gfc_dim=8, dfc_dim=8, n_subjects=3, variant="base")
+    peaks = pl.peaks_from_model(base, dat, num_images=5, batch_size=4)
+    assert peaks["pos"].map_shape == (24, 24, 8)
+    own = pl.peaks_from_model(base, dat, num_images=5, batch_size=4, map_size=None)
+    assert own["pos"].map_shape == (6, 6, 8)

@@ -22,7 +22,7 @@ def main(argv):
             train_subjects=8, train_images_per_subject=8, test_subjects=8,
             test_images_min=3, test_images_max=5, num_splits=10, seed=FLAGS.seed)
         model = main_job.DemoModelConfig(df_dim=4, gfc_dim=32, dfc_dim=32,
-                                         batch_size=16, max_steps=8)
+                                         batch_size=16, pretrain_steps=4, max_steps=8)
     main_job.run_job(FLAGS.out, config, model, quick=FLAGS.quick)
 
 

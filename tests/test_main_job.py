@@ -19,3 +19,15 @@ def test_demo_quick_writes_report(tmp_path):
     assert world["triangles"] == 142
     assert os.path.isfile(out / "report.md")
     assert "[1/" in proc.stdout  # progress display
+    assert report["base CNN pretraining"]["figures"]["steps"] == 4
+    assert report["training"]["figures"]["steps"] == 8
+    # The full model started from the pretrained base, as the original does.
+    assert report["training"]["figures"]["restored"].endswith("DCGAN.model-0")
+    assert report["feature extraction"]["figures"]["images"] == world["test images"]
+    tar = float(report["IJB-A evaluation"]["figures"][
+        "TAR@FAR=0.01 (mean +- std over splits)"].split()[0])
+    assert 0.0 <= tar <= 1.0
+    results = json.load(open(out / "ijba" / "ijba_results.json"))
+    assert len(results["verify"]["splits"]) == 10
+    for name in ("ijba_roc.png", "ijba_cmc.png", "ijba_results.txt"):
+        assert os.path.isfile(out / "ijba" / name), name

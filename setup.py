@@ -20,11 +20,16 @@ PACKAGE_DIR = {
 CONSOLE_SCRIPTS = [
     "interp-fr-demo = interp_fr.demo:run",
     "interp-fr-synthetic = interp_fr.data.synthetic:run",
+    "interp-fr-train = interp_fr.train:run",
     "interp-fr-gen-syn-occl = interp_fr.gen_syn_occl:run",
     "attr-recovery-convert-checkpoint = attr_recovery.convert_checkpoint:run",
     "interp-fr-convert-checkpoint = interp_fr.convert_checkpoint:run",
     "interp-fr-ijba = interp_fr.eval.ijba:run",
     "interp-fr-ijbc = interp_fr.eval.ijbc:run",
+    "interp-fr-extract = interp_fr.extract:run",
+    "interp-fr-freeze = interp_fr.tools.freeze.freeze_my_model:run",
+    "interp-fr-export-savedmodel = interp_fr.tools.freeze.export_saved_model:run",
+    "interp-fr-frozen-to-keras = interp_fr.tools.freeze.frozen_to_keras:run",
     "interp-fr-peak-locations = interp_fr.eval.peak_locations:run",
 ]
 

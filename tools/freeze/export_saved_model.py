@@ -1,0 +1,49 @@
+"""Export a trained model as a SavedModel with a serving signature.
+
+    python -m tools.freeze.export_saved_model \
+        --model_dir checkpoint/CASIA_64_96_32_320_32_320 [--output DIR]
+
+Signature ``serving_default``: input ``sample_input_images`` float32
+[N, 96, 96, 3] in [-1, 1]; outputs ``feature`` [N, D] and ``feature_map``
+[N, 24, 24, C].  Loads with plain ``tf.saved_model.load`` (see
+``interp_fr.tools.freeze.saved_model``).  Written to ``saved_model/`` beside
+the checkpoint unless ``--output``.
+"""
+import os
+
+from absl import app, flags
+
+from interp_fr import cli
+from interp_fr.tools.freeze import _common, api
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", "models",
+                    "Training run / TF1 checkpoint folder, checkpoint prefix, "
+                    ".weights.h5 or frozen .pb.")
+flags.DEFINE_string("output", None,
+                    "SavedModel folder (default: saved_model/ beside the "
+                    "checkpoint).")
+flags.DEFINE_integer("fixed_batch", None,
+                     "Fix the input batch size; dynamic if unset.")
+_common.define_model_flags()
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        result = api.export_checkpoint_saved_model(
+                FLAGS.model_dir, output=FLAGS.output,
+                fixed_batch=FLAGS.fixed_batch, **_common.model_overrides())
+    except (ValueError, FileNotFoundError) as e:
+        raise app.UsageError(str(e)) from None
+    print(f"read {result.kind} {result.source}")
+    print(f"wrote SavedModel {os.path.abspath(result.output)}")
+
+
+def run():
+    cli.run_tf1_style(main)
+
+
+if __name__ == "__main__":
+    run()

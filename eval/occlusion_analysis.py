@@ -256,8 +256,8 @@ def plot_occlusion_changes(changes, out_png, background=None, locations=None,
                            natural=None, natural_examples=None, top_k=DEFAULT_TOP_K):
     """The block / group to dimension figure.
 
-    One row per block (and per natural group): left, the face with the block
-    drawn and the average peak locations of the ``top_k`` most changed
+    One row per block (and per natural group): left, the frontal face with the
+    block drawn (a natural group's example inset) and the average peak locations of the ``top_k`` most changed
     dimensions' filters (all located filters as small grey dots); right, the
     mean change of every dimension, the top ones in red.
 
@@ -285,11 +285,17 @@ def plot_occlusion_changes(changes, out_png, background=None, locations=None,
         order = np.argsort(-np.nan_to_num(mean, nan=-np.inf), kind="stable")
         top = order[:top_k]
         ax = axes[r, 0]
-        face = background
-        if block is None and natural_examples:
-            face = natural_examples.get(name.split(" ", 1)[1], background)
-        if face is not None:
-            ax.imshow(face)
+        # Every row shows the frontal face, on which the locations live; a
+        # natural group's example occluded face is inset in its corner.
+        if background is not None:
+            ax.imshow(background)
+        example = (natural_examples or {}).get(name.split(" ", 1)[-1]) \
+            if block is None else None
+        if example is not None:
+            inset = ax.inset_axes([0.0, 0.64, 0.36, 0.36])
+            inset.imshow(example)
+            inset.set_xticks([])
+            inset.set_yticks([])
         ax.set_xlim(-0.5, FACE_SIZE - 0.5)
         ax.set_ylim(FACE_SIZE - 0.5, -0.5)
         if block is not None:
@@ -408,7 +414,7 @@ def _clean_rows(paths, count):
     return None
 
 
-def occlusion_figure_for_model(model, world_dir, out_png, num_images=200,
+def occlusion_figure_for_model(model, world_dir, out_png, num_images=64,
                                locations=None, top_k=DEFAULT_TOP_K, ar_people=6,
                                ar_folder=None, batch_size=64):
     """Main-job hook: synthetic blocks and natural (synthetic AR) occlusion for

@@ -9,6 +9,8 @@ consistent model fires on the same face part in every row.
     python -m eval.filter_heatmaps --world_dir world --keras_weights m.weights.h5 \
         --out heatmaps.png
 """
+import os
+
 import numpy as np
 import scipy.ndimage
 
@@ -178,7 +180,6 @@ def heatmap_grid_for_model(model, world_dir, out_png, filters=None, num_filters=
         ``same_subject``.
     """
     from interp_fr.data import dat_files
-    import os
     paths = interp_common.WorldPaths(world_dir)
     dat = dat_files.DatImages(paths.ijba_images, FACE_SIZE)
     if os.path.isfile(paths.ijba_attributes):

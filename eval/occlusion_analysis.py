@@ -257,9 +257,10 @@ def plot_occlusion_changes(changes, out_png, background=None, locations=None,
     """The block / group to dimension figure.
 
     One row per block (and per natural group): left, the frontal face with the
-    block drawn (a natural group's example inset) and the average peak locations of the ``top_k`` most changed
-    dimensions' filters (all located filters as small grey dots); right, the
-    mean change of every dimension, the top ones in red.
+    block drawn (a natural group's example inset) and the average peak
+    locations of the ``top_k`` most changed dimensions' filters (all located
+    filters as small grey dots); right, the mean change of every dimension, the
+    top ones in red.
 
     Args:
         changes: `synthetic_block_change` output.

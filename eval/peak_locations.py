@@ -552,7 +552,7 @@ def spreadness_table(results):
     return "\n".join(lines)
 
 
-def load_side_files(landmarks_path, tvm_path, num_images=None):
+def load_side_files(landmarks_path, tvm_path):
     """Landmarks [N, 2, 76] and triangles [T, 3] through our .mat readers."""
     from interp_fr.data import mat_files
     return (mat_files.read_landmarks(landmarks_path),

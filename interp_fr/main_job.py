@@ -13,7 +13,7 @@ import time
 from interp_fr import features, tf1_checkpoint, training
 from interp_fr.atomic_io import atomic_save_text
 from interp_fr.data import dat_files, mat_files, synthetic_world
-from interp_fr.eval import ijba
+from interp_fr.eval import filter_heatmaps, ijba, occlusion_analysis, peak_locations
 
 
 @dataclasses.dataclass
@@ -156,12 +156,34 @@ def stage_evaluate(ctx):
             "outputs": out}
 
 
+def stage_interpretability(ctx):
+    """Peak locations and spreadness, filter heat maps, feature change under occlusion."""
+    model, world = ctx.values["model"], ctx.values["world_dir"]
+    out = ctx.path("interpretability")
+    os.makedirs(out, exist_ok=True)
+    peaks = peak_locations.peak_location_figure_for_model(
+        model, world, os.path.join(out, "peak_locations.png"), out_dir=out)
+    heat = filter_heatmaps.heatmap_grid_for_model(
+        model, world, os.path.join(out, "filter_heatmaps.png"))
+    occl = occlusion_analysis.occlusion_figure_for_model(
+        model, world, os.path.join(out, "occlusion_feature_change.png"))
+    forehead = occl["blocks"].get("forehead", {})
+    return {"spreadness d (positive / negative / mean, px)":
+            f"{peaks['d_pos']:.2f} / {peaks['d_neg']:.2f} / {peaks['d']:.2f}",
+            "heat-map filters": heat["filters"],
+            "occlusion blocks analysed": sorted(occl["blocks"]),
+            "forehead block": {k: v for k, v in forehead.items()
+                               if not isinstance(v, (list, dict))},
+            "figures": out}
+
+
 STAGES = [
     ("synthetic world", stage_world),
     ("base CNN pretraining", stage_pretrain),
     ("training", stage_train),
     ("feature extraction", stage_extract),
     ("IJB-A evaluation", stage_evaluate),
+    ("interpretability", stage_interpretability),
 ]
 
 

@@ -1,0 +1,249 @@
+"""The decoding stage of the main job: a small decoder trained on the synthetic world.
+
+``run_decoding_stage(world_dir, recognition_model, out_dir, seconds_budget)``
+trains a small decoder + latent transformer (joint mode of
+``attr_recovery.training``) on the world's CASIA-format training images for
+the recognition model, writes ``decoding_grid.png`` (input faces next to their
+decoded faces) and ``eigen_features.png`` (decoded eigen-features of the
+training representations, alone and added to the mean), and returns figures:
+how much closer each decoded face's representation is to its own input than
+to other inputs.
+
+``train_small_recognizer`` trains a tiny softmax face recogniser in seconds,
+for callers (and tests) that have no recognition model at hand.
+"""
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from attr_recovery import reconstruction
+from attr_recovery.recognition import as_recognition_model
+from attr_recovery.training import (DecoderTrainConfig, DecoderTrainer, ImageSource,
+                                    identity_figures, resize_to, to_unit)
+from attr_recovery.decoder import to_uint8
+from interp_fr.atomic_io import atomic_write
+from interp_fr.data import dat_files, synthetic_world
+from interp_fr.data.errors import DataFileError
+
+GRID_FILE = "decoding_grid.png"
+EIGEN_FILE = "eigen_features.png"
+
+
+def build_small_recognizer(input_size=32, width=16, feature_dim=64, name="small_fr"):
+    """A tiny functional Keras CNN: images [N, s, s, 3] -> features [N, feature_dim].
+
+    Three stride-2 stages of two 3x3 convs (ReLU), global average pooling and
+    a linear layer; not normalised (``RecognitionModel`` normalises).
+    """
+    inputs = keras.Input((input_size, input_size, 3))
+    x = inputs
+    for i, mult in enumerate((1, 2, 4)):
+        x = keras.layers.Conv2D(width * mult, 3, strides=2, padding="same",
+                                activation="relu", name=f"conv{i}_a")(x)
+        x = keras.layers.Conv2D(width * mult, 3, padding="same", activation="relu",
+                                name=f"conv{i}_b")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(feature_dim, name="embedding")(x)
+    return keras.Model(inputs, out, name=name)
+
+
+def train_small_recognizer(data_dir, steps=300, batch_size=32, seed=0, input_size=32,
+                           width=16, feature_dim=64, scale=16.0, learning_rate=0.003):
+    """Trains `build_small_recognizer` with a normalised softmax (cosine) classifier.
+
+    Cosine logits ``scale * <unit feature, unit class weight>`` make the
+    features' angles carry the identity, which is what the decoder's identity
+    loss and the figures measure. Random 96 px crops of the 110 px images,
+    resized to ``input_size``, with a seeded batch order.
+
+    Args:
+      data_dir: CASIA-format folder (``CASIA_all_images_110_110.dat`` + list).
+    Returns: (Keras model images -> features, training accuracy of the last 50 steps).
+    """
+    keras.utils.set_random_seed(seed)
+    source = ImageSource(data_dir, batch_size, seed, crop="random")
+    n_classes = int(source.subject_ids.max()) + 1
+    model = build_small_recognizer(input_size, width, feature_dim)
+    classes = tf.Variable(tf.random.stateless_normal([feature_dim, n_classes],
+                                                     seed=[seed, 7]), name="classes")
+    variables = model.trainable_variables + [classes]
+    opt = keras.optimizers.Adam(learning_rate)
+
+    @tf.function(reduce_retracing=True)
+    def step_fn(x, labels):
+        x = resize_to(x, input_size)
+        with tf.GradientTape() as tape:
+            f = tf.math.l2_normalize(model(x, training=True), axis=-1)
+            logits = scale * f @ tf.math.l2_normalize(classes, axis=0)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels, logits))
+        opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return tf.reduce_mean(tf.cast(tf.argmax(logits, -1, output_type=tf.int32)
+                                      == labels, tf.float32))
+
+    accs = []
+    for step in range(steps):
+        idx, crops = source.batch(step)
+        acc = step_fn(tf.constant(to_unit(crops)),
+                      tf.constant(source.subject_ids[idx], tf.int32))
+        accs.append(float(acc))
+    return model, float(np.mean(accs[-50:]))
+
+
+def _save_png(path, array):
+    with atomic_write(path, "wb") as f:
+        Image.fromarray(array).save(f, format="PNG")
+
+
+def grid_image(rows, pad=2):
+    """Rows of equally sized uint8 images [K, h, w, 3] -> one uint8 image."""
+    h, w = rows[0][0].shape[:2]
+    cols = max(len(r) for r in rows)
+    out = np.full((len(rows) * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            out[pad + i * (h + pad):pad + i * (h + pad) + h,
+                pad + j * (w + pad):pad + j * (w + pad) + w] = img
+    return out
+
+
+def _upscale(images_uint8, size):
+    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.NEAREST))
+                     for im in images_uint8])
+
+
+def _evaluation_images(source, count):
+    """A fixed, subject-balanced sample of ``count`` training images (sorted indices)."""
+    per_subject = {}
+    for i in np.argsort(source.subject_ids, kind="stable"):
+        per_subject.setdefault(int(source.subject_ids[i]), []).append(int(i))
+    # Each subject's images in a fixed shuffled order, taken round robin.
+    queues = [list(np.random.default_rng((0x57A6, s)).permutation(ids))
+              for s, ids in sorted(per_subject.items())]
+    pick, count = [], min(count, len(source))
+    while len(pick) < count:
+        for queue in queues:
+            if queue and len(pick) < count:
+                pick.append(int(queue.pop(0)))
+    return np.asarray(sorted(pick))
+
+
+def _unseen_figures(decoder, rec, data_dir, count, seed):
+    """Identity figures on the test images (subjects never seen in training), if present."""
+    try:
+        test = dat_files.open_ijba_images(data_dir)
+    except (FileNotFoundError, DataFileError):
+        return {}
+    n = min(count, len(test))
+    if n < 2:
+        return {}
+    figures, _ = identity_figures(decoder, rec, test.read_range(0, n), None, seed=seed)
+    return {k: figures[k] for k in ("images", "matched cosine", "random-pair cosine",
+                                    "matched minus random", "rank-1 decoded -> input")}
+
+
+def run_decoding_stage(world_dir, recognition_model, out_dir, seconds_budget=120.0,
+                       seed=0, max_steps=5000, eval_images=64, grid_subjects=8,
+                       num_eigen=8, recognizer_steps=300, config_overrides=None, log=None):
+    """Trains a small decoder for ``recognition_model`` and writes the stage's figures.
+
+    Args:
+      world_dir: a synthetic world (``build_world`` output) or any folder with a
+        ``DATA/`` CASIA-format training set.
+      recognition_model: anything ``recognition.as_recognition_model`` takes
+        (our InterpFRNet, an ArcFace backbone, a Keras model, a callable); any
+        representation size. None: a small recogniser is trained first.
+      out_dir: receives ``decoding_grid.png``, ``eigen_features.png`` and the
+        trainer's folder ``decoder/`` (checkpoint, ``decoder.json``, logs).
+      seconds_budget: wall-clock budget of the decoder training (the whole
+        stage takes a little longer: feature caching, evaluation, figures).
+      seed: seed of everything random.
+      max_steps: upper bound on training steps.
+      eval_images: number of training images for the identity figures.
+      grid_subjects: subjects shown in the grid (one image each, input above
+        decoded).
+      num_eigen: eigen-features shown.
+      recognizer_steps: training steps of the small recogniser (only when
+        ``recognition_model`` is None).
+      config_overrides: dict of `DecoderTrainConfig` fields to change.
+      log: callable(str) or None (silent).
+    Returns: dict of figures (matched / random-pair cosines, their difference,
+      rank-1, steps, seconds, file paths).
+    """
+    t_start = time.perf_counter()
+    say = log or (lambda _: None)
+    data_dir = os.path.join(world_dir, synthetic_world.DATA_DIR)
+    if not os.path.isdir(data_dir):
+        data_dir = world_dir
+    os.makedirs(out_dir, exist_ok=True)
+    figures = {}
+    if recognition_model is None:
+        t0 = time.perf_counter()
+        recognition_model, acc = train_small_recognizer(data_dir, steps=recognizer_steps,
+                                                        seed=seed)
+        figures["small recogniser training accuracy"] = acc
+        figures["small recogniser seconds"] = time.perf_counter() - t0
+    rec = as_recognition_model(recognition_model)
+    config = DecoderTrainConfig(data_dir=data_dir, out_dir=os.path.join(out_dir, "decoder"),
+                                max_steps=max_steps, max_seconds=seconds_budget, seed=seed,
+                                progress=False, tensorboard=False, save_every_steps=0,
+                                log_every=100)
+    for key, value in (config_overrides or {}).items():
+        setattr(config, key, value)
+    t0 = time.perf_counter()
+    trainer = DecoderTrainer(config, rec, log=say)
+    pick = _evaluation_images(trainer.source, eval_images)
+    crops = trainer.source.center_crops(pick)
+    if int(trainer.step.numpy()) == 0:
+        # Control: the same figures for the untrained decoder.
+        untrained, _ = identity_figures(trainer.decoder, rec, crops,
+                                        trainer.source.subject_ids[pick], seed=seed)
+        figures["untrained: matched minus random"] = untrained["matched minus random"]
+        figures["untrained: rank-1 decoded -> input"] = untrained["rank-1 decoded -> input"]
+        t0 = time.perf_counter()
+    trainer.fit()
+    figures["training steps"] = int(trainer.step.numpy())
+    figures["training seconds"] = time.perf_counter() - t0
+    figures["representation size"] = rec.feature_dim
+    figures["decoder resolution"] = trainer.decoder.size
+
+    source = trainer.source
+    ident, decoded = identity_figures(trainer.decoder, rec, crops,
+                                      source.subject_ids[pick], seed=seed)
+    figures.update(ident)
+    unseen = _unseen_figures(trainer.decoder, rec, data_dir, eval_images, seed)
+    figures.update({f"unseen subjects: {k}": v for k, v in unseen.items()})
+
+    # Grid: one image per subject, input over decoded (decoded shown at 96 px).
+    first = {}
+    for row, i in enumerate(pick):
+        first.setdefault(int(source.subject_ids[i]), row)
+    rows = sorted(first.values())[:grid_subjects]
+    dec_u8 = _upscale(to_uint8(decoded[rows]), crops.shape[1])
+    grid = grid_image([list(crops[rows]), list(dec_u8)])
+    grid_path = os.path.join(out_dir, GRID_FILE)
+    _save_png(grid_path, grid)
+
+    # Eigen-features of the training representations (lfw_recon sub-task 3).
+    feats = trainer.cache[0] if trainer.cache is not None else rec.features(
+        to_unit(source.center_crops(np.arange(len(source)))))
+    eig = reconstruction.eigen_features(feats.T)
+    k = min(num_eigen, eig.vectors.shape[1])
+    vecs = eig.vectors[:, :k].T
+    alone = to_uint8(trainer.decoder.decode(vecs, seed=seed))
+    plus = to_uint8(trainer.decoder.decode(vecs + eig.mean[None], seed=seed))
+    mean_img = to_uint8(trainer.decoder.decode(eig.mean[None], seed=seed))
+    up = crops.shape[1]
+    eigen_grid = grid_image([list(_upscale(mean_img, up)) + list(_upscale(alone, up)),
+                             list(_upscale(mean_img, up)) + list(_upscale(plus, up))])
+    eigen_path = os.path.join(out_dir, EIGEN_FILE)
+    _save_png(eigen_path, eigen_grid)
+    figures["top eigenvalue share"] = float(eig.values[0] / max(eig.values.sum(), 1e-30))
+    figures["grid"] = grid_path
+    figures["eigen features"] = eigen_path
+    figures["stage seconds"] = time.perf_counter() - t_start
+    return figures

@@ -1,4 +1,4 @@
-"""Write IJB-A features (and feature maps) with any saved model: the original
+r"""Write IJB-A features (and feature maps) with any saved model: the original
 ``test_pre_train.py``.
 
     python -m interp_fr.extract --model models/pretrained_model.pb
@@ -47,7 +47,9 @@ flags.DEFINE_string("file_list_output", None,
 flags.DEFINE_integer("batch_size", 64, "Images per forward call.")
 flags.DEFINE_integer("limit", None, "Only the first N images.")
 flags.DEFINE_boolean("progress", True, "Show a progress line.")
-flags.DEFINE_boolean("xla", False, "Compile the Keras forward with XLA.")
+flags.DEFINE_boolean("xla", False,
+                     "Compile the Keras forward with XLA (not bit-faithful: "
+                     "rounding can flip peak-mask picks at near-ties).")
 flags.DEFINE_integer("df_dim", None, "Model width (inferred if unset).")
 flags.DEFINE_integer("gfc_dim", None, "Channels of k4_2 (inferred if unset).")
 flags.DEFINE_integer("dfc_dim", None, "Feature size (inferred if unset).")

@@ -23,7 +23,6 @@ SavedModel), for freezing, exporting and converting.
 import dataclasses
 import os
 
-import numpy as np
 import tensorflow as tf
 
 from interp_fr import features, tf1_checkpoint
@@ -397,7 +396,3 @@ def load_forward(path, kind=None, *, input_name=None, feature_name=None,
                        features.keras_forward(model, jit_compile=jit_compile),
                        model=model, output_dir=out_dir)
 
-
-def as_numpy_outputs(outputs):
-    """Forward outputs (tensors or arrays) -> dict of float32 numpy arrays."""
-    return {k: np.asarray(v, np.float32) for k, v in outputs.items()}

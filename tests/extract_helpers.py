@@ -95,3 +95,28 @@ def write_training_run(model, checkpoint_dir, run_name="CASIA_64_96_32_32_4_32")
                                max_to_keep=2).save()
     tf1_checkpoint.save_tf1_checkpoint(model, run, global_step=1)
     return run
+
+
+@functools.lru_cache(maxsize=None)
+def exports():
+    """The reference weights in every format we write, built once per
+    process: a namespace with ``keras`` (.weights.h5), ``checkpoint_dir``
+    and ``run`` (a training run inside it), ``saved_model``, ``frozen``
+    (dynamic batch) and ``frozen_fixed`` (batch 1) paths."""
+    from interp_fr.tools.freeze import frozen_graph, saved_model
+    w = world()
+    root = os.path.join(w.root, "exports")
+    os.makedirs(root)
+    keras_path = os.path.join(root, "model.weights.h5")
+    w.model.save_weights(keras_path)
+    checkpoint_dir = os.path.join(root, "checkpoint")
+    run = write_training_run(w.model, checkpoint_dir)
+    saved = os.path.join(root, "saved_model")
+    saved_model.export_saved_model(w.model, saved)
+    frozen = os.path.join(root, "pretrained_model.pb")
+    frozen_graph.freeze_model(w.model, frozen)
+    fixed = os.path.join(root, "fixed1.pb")
+    frozen_graph.freeze_model(w.model, fixed, fixed_batch=1)
+    return types.SimpleNamespace(keras=keras_path, checkpoint_dir=checkpoint_dir,
+                                 run=run, saved_model=saved, frozen=frozen,
+                                 frozen_fixed=fixed)

@@ -11,10 +11,10 @@ import pytest
 
 from interp_fr import extraction, features, model_loading as ml
 from interp_fr.data.errors import DataFileError
-from interp_fr.tools.freeze import frozen_graph as fg, saved_model as sm
+from interp_fr.tools.freeze import frozen_graph as fg
 from tests.conftest import REPO_ROOT
-from tests.extract_helpers import (CONFIG, NUM_IMAGES, TOLERANCE, max_abs,
-                                   world, write_training_run)
+from tests.extract_helpers import (CONFIG, NUM_IMAGES, TOLERANCE, exports,
+                                   max_abs, world)
 
 
 @pytest.fixture(scope="module")
@@ -23,30 +23,21 @@ def w():
 
 
 @pytest.fixture(scope="module")
-def formats(w, tmp_path_factory):
+def formats(w):
     """The reference weights in every format; name -> (path, expected kind)."""
-    root = tmp_path_factory.mktemp("formats")
-    keras_path = str(root / "model.weights.h5")
-    w.model.save_weights(keras_path)
-    checkpoint_dir = str(root / "checkpoint")
-    run = write_training_run(w.model, checkpoint_dir)
-    saved = str(root / "saved_model")
-    sm.export_saved_model(w.model, saved)
-    dynamic = str(root / "pretrained_model.pb")
-    fg.freeze_model(w.model, dynamic)
-    fixed = str(root / "fixed1.pb")
-    fg.freeze_model(w.model, fixed, fixed_batch=1)
+    e = exports()
     return {
-        "keras weights": (keras_path, ml.KIND_KERAS_WEIGHTS),
-        "training run folder": (run, ml.KIND_TRAINING_CHECKPOINT),
-        "training resume folder": (os.path.join(run, "resume"),
+        "keras weights": (e.keras, ml.KIND_KERAS_WEIGHTS),
+        "training run folder": (e.run, ml.KIND_TRAINING_CHECKPOINT),
+        "training resume folder": (os.path.join(e.run, "resume"),
                                    ml.KIND_TRAINING_CHECKPOINT),
-        "checkpoint_dir with one run": (checkpoint_dir, ml.KIND_TRAINING_CHECKPOINT),
+        "checkpoint_dir with one run": (e.checkpoint_dir,
+                                        ml.KIND_TRAINING_CHECKPOINT),
         "TF1 folder": (w.tf1_dir, ml.KIND_TF1_CHECKPOINT),
         "TF1 prefix": (w.tf1_prefix, ml.KIND_TF1_CHECKPOINT),
-        "SavedModel": (saved, ml.KIND_SAVED_MODEL),
-        "frozen graph": (dynamic, ml.KIND_FROZEN_GRAPH),
-        "frozen graph, batch 1": (fixed, ml.KIND_FROZEN_GRAPH),
+        "SavedModel": (e.saved_model, ml.KIND_SAVED_MODEL),
+        "frozen graph": (e.frozen, ml.KIND_FROZEN_GRAPH),
+        "frozen graph, batch 1": (e.frozen_fixed, ml.KIND_FROZEN_GRAPH),
     }
 
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 from interp_fr.model import InterpFRNet
 from interp_fr.tools.freeze import api, frozen_graph as fg, saved_model as sm
 from tests.conftest import REPO_ROOT
-from tests.extract_helpers import CONFIG, TOLERANCE, max_abs, world
+from tests.extract_helpers import CONFIG, TOLERANCE, exports, max_abs, world
 
 v1 = tf.compat.v1
 
@@ -23,14 +23,10 @@ def w():
 
 
 @pytest.fixture(scope="module")
-def frozen(w, tmp_path_factory):
+def frozen(w):
     """Dynamic-batch and fixed-batch-1 graphs of the reference model."""
-    folder = tmp_path_factory.mktemp("frozen")
-    dynamic = str(folder / "pretrained_model.pb")
-    fixed = str(folder / "fixed1.pb")
-    fg.freeze_model(w.model, dynamic)
-    fg.freeze_model(w.model, fixed, fixed_batch=1)
-    return {"dynamic": dynamic, "fixed": fixed, "folder": folder}
+    e = exports()
+    return {"dynamic": e.frozen, "fixed": e.frozen_fixed}
 
 
 def _env():
@@ -243,8 +239,7 @@ def test_error_messages(w, frozen, tmp_path):
 
 
 def test_saved_model_parity_and_round_trip(w, tmp_path):
-    folder = str(tmp_path / "sm")
-    sm.export_saved_model(w.model, folder)
+    folder = exports().saved_model
     forward = sm.SavedModelForward(folder)
     assert forward.fixed_batch is None
     out = forward(w.images)

@@ -1,4 +1,4 @@
-"""Export a trained model as a SavedModel with a serving signature.
+r"""Export a trained model as a SavedModel with a serving signature.
 
     python -m tools.freeze.export_saved_model \
         --model_dir checkpoint/CASIA_64_96_32_320_32_320 [--output DIR]

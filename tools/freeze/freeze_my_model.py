@@ -1,4 +1,4 @@
-"""Freeze a trained model into a GraphDef: the original ``freeze_my_model.py``.
+r"""Freeze a trained model into a GraphDef: the original ``freeze_my_model.py``.
 
     python -m tools.freeze.freeze_my_model --model_dir models
     python -m tools.freeze.freeze_my_model \

@@ -1,4 +1,4 @@
-"""Turn a frozen GraphDef (ours or the released ``pretrained_model.pb``) back
+r"""Turn a frozen GraphDef (ours or the released ``pretrained_model.pb``) back
 into trainable weights.
 
     python -m tools.freeze.frozen_to_keras --pb models/pretrained_model.pb \

@@ -14,7 +14,8 @@ Kinds (`detect_model_kind` tells them apart):
   signature);
 * ``frozen_graph``: a binary GraphDef ``.pb`` (ours or the original's
   ``pretrained_model.pb``; input ``sample_input_images``, outputs
-  ``Reshape_134`` and ``Mul_2`` unless told otherwise).
+  ``Reshape_134`` and ``Mul_2`` unless told otherwise), or a folder holding
+  exactly one ``.pb`` and no checkpoint (the original's ``models/``).
 
 `load_forward` returns an inference callable for `extract` and the benches;
 `load_keras_model` returns an ``InterpFRNet`` (every kind but a foreign
@@ -155,10 +156,15 @@ def detect_model_kind(path):
         if runs:
             raise ModelLoadError(path, "holds several training runs; pass one "
                                  "of: " + ", ".join(runs))
+        # The original's models/ folder holds just pretrained_model.pb.
+        graphs = [n for n in sorted(os.listdir(path)) if n.lower().endswith(".pb")
+                  and os.path.isfile(os.path.join(path, n))]
+        if len(graphs) == 1:
+            return KIND_FROZEN_GRAPH, os.path.join(path, graphs[0])
         listing = sorted(os.listdir(path))[:10]
         raise ModelLoadError(path, "no model here: not a SavedModel (no "
                              "saved_model.pb), no 'checkpoint' file, no resume/ "
-                             f"subfolder; it contains {listing}")
+                             f"subfolder, not one .pb file; it contains {listing}")
     if os.path.isfile(path + ".index"):
         return _prefix_kind(path)
     raise ModelLoadError(path, "no such file, folder or checkpoint prefix")

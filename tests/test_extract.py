@@ -109,8 +109,10 @@ def test_detection_errors(tmp_path):
     assert str(err.value).startswith(str(empty)) and "notes.txt" in str(err.value)
     with pytest.raises(ml.ModelLoadError, match="no such file"):
         ml.detect_model_kind(str(tmp_path / "missing"))
-    bad = tmp_path / "bad.pb"
+    bad = empty / "bad.pb"
     bad.write_bytes(b"not a graph at all")
+    # A folder with a single .pb (the original's models/) is that graph.
+    assert ml.detect_model_kind(str(empty)) == (ml.KIND_FROZEN_GRAPH, str(bad))
     with pytest.raises(fg.FrozenGraphError, match="not a binary GraphDef"):
         ml.load_forward(str(bad))
 

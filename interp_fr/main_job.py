@@ -177,6 +177,17 @@ def stage_interpretability(ctx):
             "figures": out}
 
 
+def stage_decoding(ctx):
+    """Attribute recovery, stage 1: decode the trained model's features into faces."""
+    from attr_recovery import demo_stage
+    budget = 20.0 if ctx.quick else 120.0
+    figures = demo_stage.run_decoding_stage(
+        ctx.values["world_dir"], ctx.values["model"], ctx.path("decoding"),
+        seconds_budget=budget, max_steps=10 if ctx.quick else 5000)
+    ctx.values["decoder_dir"] = ctx.path("decoding", "decoder")
+    return figures
+
+
 STAGES = [
     ("synthetic world", stage_world),
     ("base CNN pretraining", stage_pretrain),
@@ -184,6 +195,7 @@ STAGES = [
     ("feature extraction", stage_extract),
     ("IJB-A evaluation", stage_evaluate),
     ("interpretability", stage_interpretability),
+    ("decoding (attribute recovery)", stage_decoding),
 ]
 
 

@@ -132,6 +132,22 @@ def stage_extract(ctx):
             "feature file": path}
 
 
+def stage_freeze(ctx):
+    """Frozen GraphDef with the original's tensor names, re-run through the .pb."""
+    from interp_fr import model_loading
+    from interp_fr.tools.freeze import api as freeze_api
+    model_dir = ctx.values["train_config"].model_dir
+    result = freeze_api.freeze_checkpoint(model_dir,
+                                          output=ctx.path("pretrained_model.pb"))
+    frozen = model_loading.load_forward(result.output)
+    test = dat_files.open_ijba_images(ctx.values["data_dir"])
+    images = (test.read_range(0, 16).astype("float32") / 127.5) - 1.0
+    feats = frozen.forward(images)["feature"]
+    diff = float(abs(feats - ctx.values["features"][:16]).max())
+    return {"frozen graph": result.output, "nodes": result.num_nodes,
+            "max |feature(.pb) - feature(Keras)| over 16 images": f"{diff:.2e}"}
+
+
 def stage_evaluate(ctx):
     """The IJB-A protocol of the synthetic world, as CNN_single_verify/search.m."""
     ijba_dir = ctx.values["ijba_dir"]
@@ -193,6 +209,7 @@ STAGES = [
     ("base CNN pretraining", stage_pretrain),
     ("training", stage_train),
     ("feature extraction", stage_extract),
+    ("frozen graph", stage_freeze),
     ("IJB-A evaluation", stage_evaluate),
     ("interpretability", stage_interpretability),
     ("decoding (attribute recovery)", stage_decoding),

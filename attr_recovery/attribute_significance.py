@@ -1,0 +1,457 @@
+"""How much each facial attribute matters to a recognition model (not in the original code).
+
+Inputs: a recognition model R (images -> unit features z [N, d]), a decoder D
+(z -> images), an attribute reader E (images -> dict name -> [N], e.g.
+`attribute_reader.AttributeReader`) and reference face images x (held out).
+Let a = E(x) be the attributes of the real images and â = E(D(R(x))) those of
+the decoded faces. One *calibrated unit* of attribute j is its standard
+deviation u_j over the reference images (so units are comparable across
+attributes; the natural-unit size is reported too).
+
+Measures, per attribute:
+
+1. **Recoverability** (decoder-based): Pearson r between â_j and a_j: how
+   much of the attribute the decoded face of R's representation alone still
+   shows, judged by the same estimator on both. With ground truth t_j, also
+   r(â_j, t_j) / r(a_j, t_j): recoverability relative to the estimator on the
+   real image (``relative_recoverability``).
+2. **Linear probe** (decoder-free): cross-validated R^2 of a ridge regression
+   of the standardised a_j on z (folds by subject when subjects are given):
+   how linearly readable the attribute is from z.
+3. **Sensitivity** (the ranking measure): the drop of R's cosine similarity
+   when the attribute changes by one calibrated unit, all else fixed. The
+   multiple ridge regression of z on all standardised attributes,
+   z ~ c + sum_j s_j b_j, gives b_j = dz/da_j with the other attributes held
+   fixed (partial effects). Moving a representation z to
+   normalise(z +- b_j) is "the same face, attribute j one unit higher
+   (lower)"; sensitivity_j = mean over reference faces and both signs of
+   1 - cos(z, normalise(z +- b_j)) (both signs cancel the first-order term),
+   also given as a mean angle in degrees. Attributes R does not encode get
+   b_j ~ 0 and sensitivity ~ 0.
+4. **Decoder response** (the calibration check): decode normalise(z +- b_j)
+   for a subset of faces and measure the change of the estimated attribute:
+   response_j = mean(â_j(+) - â_j(-)) / (2 u_j), ideally 1 (the decoder
+   renders the direction as one unit of the attribute). Where the response is
+   at least ``min_response``, ``sensitivity_calibrated`` rescales the step to
+   b_j / response_j, i.e. moves z until the *decoded* attribute changes by
+   one unit, as the paper's framing suggests; it is not the ranking measure
+   because it divides by the decoder's weakness (and diverges for attributes
+   the decoder cannot render), which would rank decoder failures as
+   significance.
+5. **Noise floor**: the 95th percentile of the sensitivity obtained when
+   attribute j's column is randomly permuted over the faces (its relation to
+   z destroyed, the other attributes kept): a regression on finitely many
+   faces gives every column some partial effect; ``above_noise`` says
+   whether the measured one exceeds that floor.
+
+Why regress z on the attributes and not an attribute on z: the partial
+effect b_j is small for attributes R ignores, whereas the step that makes an
+attribute move when regressed the other way grows without bound for exactly
+those attributes.
+"""
+import io
+import json
+import os
+
+import numpy as np
+
+from attr_recovery import face_geometry
+from attr_recovery.attribute_reader import as_unit_images
+from interp_fr.atomic_io import atomic_save_text, atomic_write
+
+# Pose, landmark shape / expression descriptors and appearance: one readout
+# per concept, avoiding near-duplicates (e.g. skin_tone and skin_r/g/b, yaw
+# and lm_yaw) that would split a partial effect between collinear columns.
+DEFAULT_ATTRIBUTES = (
+    "yaw", "pitch", "roll",
+    "lm_jaw_width", "lm_face_length", "lm_eye_spacing", "lm_eye_size",
+    "lm_nose_length", "lm_mouth_width",
+    "lm_smile", "lm_mouth_open", "lm_brow_raise",
+    "gender", "age", "skin_tone", "facial_hair", "hair_lightness",
+    "occluder", "light_x", "light_y",
+    # metadata heads
+    "indoor", "eyes_visible", "nose_mouth_visible",
+)
+
+
+class CallableDecoder:
+    """Any decoder as ``decode(z [N, d]) -> float32 numpy [N, S, S, 3]`` in [-1, 1].
+
+    Accepts an object with ``decode_batched`` (e.g. ``decoder.FeatureDecoder``:
+    called with a fixed noise seed and the same noise for every image, so a
+    representation decodes identically wherever it appears), with ``decode``,
+    or a plain callable.
+    """
+
+    def __init__(self, decoder, seed=0, batch_size=32):
+        self.decoder = decoder
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+
+    def __call__(self, z):
+        z = np.asarray(z, np.float32)
+        d = self.decoder
+        if hasattr(d, "decode_batched"):
+            out = d.decode_batched(z, self.batch_size, seed=self.seed,
+                                   image_ids=np.zeros(len(z), np.int64))
+        elif hasattr(d, "decode"):
+            out = np.concatenate([np.asarray(d.decode(z[i:i + self.batch_size]))
+                                  for i in range(0, len(z), self.batch_size)]) \
+                if len(z) else np.zeros((0, 1, 1, 3), np.float32)
+        else:
+            out = np.asarray(d(z))
+        return np.asarray(out, np.float32)
+
+
+def as_decoder(decoder, seed=0, batch_size=32):
+    """Wraps ``decoder`` in a `CallableDecoder` (returned as is if it is one)."""
+    if isinstance(decoder, CallableDecoder):
+        return decoder
+    return CallableDecoder(decoder, seed, batch_size)
+
+
+def representations(recognition, images, batch_size=64):
+    """R's unit representations of images: float64 [N, d].
+
+    Args:
+      recognition: an object with ``features(images, batch_size)`` (e.g.
+        ``recognition.RecognitionModel``) or a callable images -> [N, d]
+        (rows are normalised here).
+      images: float [N, H, W, 3] in [-1, 1].
+    """
+    if hasattr(recognition, "features"):
+        return normalise(recognition.features(images, batch_size))
+    out = [np.asarray(recognition(images[i:i + batch_size]))
+           for i in range(0, len(images), batch_size)]
+    return normalise(np.concatenate(out)) if out else np.zeros((0, 0))
+
+
+def normalise(z):
+    """Rows scaled to unit length [N, d]."""
+    z = np.asarray(z, np.float64)
+    return z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
+
+
+def pearson(x, y):
+    """Pearson r of two vectors; 0 when either is (numerically) constant."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+
+    def flat(v):
+        # float32 models give "constant" outputs that wobble at 1e-7.
+        return v.std() <= 1e-6 * (1.0 + np.abs(v).mean())
+
+    if len(x) < 3 or flat(x) or flat(y):
+        return 0.0
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def describe(name, reader=None):
+    """(group, unit) of an attribute name: from the reader's heads or the geometry."""
+    for spec in getattr(reader, "heads", ()) or ():
+        if spec.name == name:
+            return spec.group, spec.unit
+    if name in face_geometry.DESCRIPTOR_GROUP:
+        return face_geometry.DESCRIPTOR_GROUP[name], face_geometry.DESCRIPTOR_UNIT[name]
+    return "", ""
+
+
+def partial_effect_directions(z, attributes, ridge=1e-3):
+    """Multiple ridge regression of z on standardised attributes.
+
+    Args:
+      z: [N, d] representations.
+      attributes: [N, k] standardised attributes (zero mean, unit std).
+      ridge: penalty relative to N (standardised predictors).
+    Returns: [k, d]: row j = dz per unit of attribute j, the others fixed.
+    """
+    s = np.asarray(attributes, np.float64)
+    s = s - s.mean(0)
+    zc = np.asarray(z, np.float64) - np.mean(z, axis=0)
+    gram = s.T @ s + ridge * len(s) * np.eye(s.shape[1])
+    return np.linalg.solve(gram, s.T @ zc)
+
+
+def cosine_drop(z, step):
+    """Mean over rows and both signs of 1 - cos(z, normalise(z +- step)), and the mean angle (deg)."""
+    z = normalise(z)
+    drops, angles = [], []
+    for sign in (1.0, -1.0):
+        c = np.sum(z * normalise(z + sign * step[None]), axis=1)
+        drops.append(1.0 - c)
+        angles.append(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+    return float(np.mean(drops)), float(np.mean(angles))
+
+
+RIDGE_GRID = (1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+
+
+def _ridge_gcv(x, y, grid=RIDGE_GRID):
+    """Ridge weights for centred x [n, p], y [n] with the penalty chosen by
+    generalised cross-validation on these rows; penalties are relative to the
+    mean eigenvalue of x^T x, so the grid does not depend on the scale of x."""
+    u, sv, vt = np.linalg.svd(x, full_matrices=False)
+    uty = u.T @ y
+    n = len(y)
+    scale = max(np.sum(sv ** 2) / x.shape[1], 1e-300)
+    best = None
+    for rel in grid:
+        lam = rel * scale
+        shrink = sv ** 2 / (sv ** 2 + lam)
+        rss = np.sum((y - u @ (shrink * uty)) ** 2)
+        gcv = n * rss / max(n - shrink.sum(), 1e-9) ** 2
+        if best is None or gcv < best[0]:
+            best = (gcv, lam)
+    lam = best[1]
+    return vt.T @ (sv / (sv ** 2 + lam) * uty)
+
+
+def probe_r2(z, target, groups=None, folds=5, seed=0):
+    """Cross-validated R^2 of a ridge regression target ~ z (folds by group).
+
+    The penalty is chosen per fold by generalised cross-validation over a
+    wide grid: tiny penalties let an attribute carried by a faint but clean
+    direction of z be read, strong ones keep few faces in many dimensions
+    from over-fitting.
+
+    Args:
+      z: [N, d]; target: [N]; groups: [N] fold groups (e.g. subjects) or None.
+    Returns: 1 - SSE / SST over the held-out predictions (can be < 0).
+    """
+    z = np.asarray(z, np.float64)
+    t = np.asarray(target, np.float64)
+    n = len(t)
+    if n < 2 * folds or t.std() < 1e-12:
+        return float("nan")
+    rng = np.random.default_rng((int(seed), 0xF01D))
+    if groups is not None and len(np.unique(groups)) >= folds:
+        uniq = rng.permutation(np.unique(groups))
+        fold_of = {g: i % folds for i, g in enumerate(uniq)}
+        fold = np.array([fold_of[g] for g in groups])
+    else:
+        fold = rng.permutation(n) % folds
+    pred = np.empty(n)
+    for f in range(folds):
+        tr, te = fold != f, fold == f
+        if not te.any() or tr.sum() < 2:
+            pred[te] = t[tr].mean() if tr.any() else 0.0
+            continue
+        mz, mt = z[tr].mean(0), t[tr].mean()
+        w = _ridge_gcv(z[tr] - mz, t[tr] - mt)
+        pred[te] = (z[te] - mz) @ w + mt
+    sst = np.sum((t - t.mean()) ** 2)
+    return float(1.0 - np.sum((pred - t) ** 2) / sst)
+
+
+def noise_floor(z, standardised, j, ridge=1e-3, permutations=20, quantile=0.95, seed=0):
+    """Sensitivity of attribute j with its column permuted: the `quantile` of
+    `permutations` draws (see module docstring, measure 5)."""
+    rng = np.random.default_rng((int(seed), int(j), 0x0F100))
+    s = np.array(standardised, np.float64, copy=True)
+    drops = []
+    for _ in range(int(permutations)):
+        s[:, j] = rng.permutation(standardised[:, j])
+        drops.append(cosine_drop(z, partial_effect_directions(z, s, ridge)[j])[0])
+    return float(np.quantile(drops, quantile))
+
+
+def _matrix(values, names):
+    return np.stack([np.asarray(values[n], np.float64) for n in names], axis=1)
+
+
+def compute_significance(recognition, decoder, reader, images, names=None, truth=None,
+                         subjects=None, calibration_images=32, ridge=1e-3,
+                         min_response=0.25, batch_size=64, features=None,
+                         null_permutations=20):
+    """All measures of the module docstring on reference images.
+
+    Args:
+      recognition: see `representations` (wrap Keras models with
+        ``recognition.as_recognition_model`` first).
+      decoder: anything `as_decoder` takes (None: recoverability and decoder
+        response are skipped).
+      reader: images -> dict name -> [N] (an `AttributeReader` or any callable).
+      images: [N, H, W, 3] uint8 or float in [-1, 1] (held-out faces).
+      names: attribute names (default: `DEFAULT_ATTRIBUTES` the reader gives);
+        names whose estimates do not vary over the images are dropped.
+      truth: optional dict name -> [N] exact values (relative recoverability).
+      subjects: optional [N] subject ids (probe folds).
+      calibration_images: faces used for the decoder response.
+      ridge: penalty of the partial-effect regression (relative to N).
+      min_response: smallest decoder response that is rescaled.
+      batch_size: batch of R.
+      features: optional precomputed R(images) [N, d] (unit rows).
+      null_permutations: permutations for the noise floor (0: none).
+    Returns: dict with ``names`` (ranked by sensitivity), ``attributes``
+      (name -> measures), ``directions`` [k, d] (rows in ``names`` order, per
+      calibrated unit), ``units`` [k], ``means`` [k] (natural units),
+      ``reference_images``, ``feature_dim``, ``ranking`` (text of the measure).
+    """
+    x = as_unit_images(images)
+    z = normalise(representations(recognition, x, batch_size) if features is None
+                  else features)
+    a_real = reader(x)
+    names = [n for n in (DEFAULT_ATTRIBUTES if names is None else names) if n in a_real]
+    kept = []
+    for n in names:
+        v = np.asarray(a_real[n], np.float64)
+        if np.all(np.isfinite(v)) and v.std() > 1e-9:
+            kept.append(n)
+    if not kept:
+        raise ValueError("no attribute varies over the reference images")
+    names = kept
+    a = _matrix(a_real, names)
+    means, units = a.mean(0), a.std(0)
+    s = (a - means) / units
+    directions = partial_effect_directions(z, s, ridge)
+
+    decode = None if decoder is None else as_decoder(decoder)
+    a_dec = None
+    if decode is not None:
+        a_dec = _matrix(reader(decode(z)), names)
+    n_cal = min(int(calibration_images), len(z))
+    cal = np.linspace(0, len(z) - 1, n_cal).round().astype(int) if n_cal else []
+
+    out = {}
+    for j, name in enumerate(names):
+        group, unit = describe(name, reader)
+        drop, angle = cosine_drop(z, directions[j])
+        m = {"group": group, "unit": unit, "unit_size": float(units[j]),
+             "mean": float(means[j]), "sensitivity": drop,
+             "sensitivity_angle_deg": angle,
+             "direction_norm": float(np.linalg.norm(directions[j])),
+             "probe_r2": probe_r2(z, s[:, j], subjects)}
+        if null_permutations:
+            m["noise_floor"] = noise_floor(z, s, j, ridge, null_permutations)
+            m["above_noise"] = bool(drop > m["noise_floor"])
+        if a_dec is not None:
+            m["recoverability"] = pearson(a_dec[:, j], a[:, j])
+            if n_cal:
+                zc = z[cal]
+                pair = np.concatenate([normalise(zc + directions[j]),
+                                       normalise(zc - directions[j])])
+                est = np.asarray(reader(decode(pair))[name], np.float64)
+                m["decoder_response"] = float(np.mean(est[:n_cal] - est[n_cal:])
+                                              / (2.0 * units[j]))
+                r = m["decoder_response"]
+                m["sensitivity_calibrated"] = (cosine_drop(z, directions[j] / r)[0]
+                                               if r >= min_response else float("nan"))
+        if truth is not None and name in truth:
+            t = np.asarray(truth[name], np.float64)
+            m["estimator_vs_truth_r"] = pearson(a[:, j], t)
+            if a_dec is not None:
+                m["decoded_vs_truth_r"] = pearson(a_dec[:, j], t)
+                m["relative_recoverability"] = (
+                    m["decoded_vs_truth_r"] / m["estimator_vs_truth_r"]
+                    if m["estimator_vs_truth_r"] > 0.1 else float("nan"))
+        out[name] = m
+    order = sorted(range(len(names)), key=lambda j: -out[names[j]]["sensitivity"])
+    for rank, j in enumerate(order, start=1):
+        out[names[j]]["rank"] = rank
+    ranked = [names[j] for j in order]
+    return {"names": ranked, "attributes": {n: out[n] for n in ranked},
+            "directions": directions[order], "units": units[order],
+            "means": means[order], "reference_images": int(len(z)),
+            "feature_dim": int(z.shape[1]),
+            "ranking": "sensitivity: mean 1 - cos(z, normalise(z +- b_j)), b_j = "
+                       "partial effect of one calibrated unit (1 std) of attribute j"}
+
+
+def format_significance_table(result):
+    """Ranked text table of `compute_significance` output."""
+    head = (f"{'rank':>4} {'attribute':<18} {'group':<11} {'sensitivity':>11} "
+            f"{'floor':>9} {'angle':>7} {'recover':>8} {'rel.rec':>8} {'probe R2':>8} "
+            f"{'response':>8} {'1 unit':>10}")
+    lines = [f"attribute significance ({result['reference_images']} reference faces, "
+             f"d = {result['feature_dim']}); ranked by {result['ranking']}; "
+             "* = not above the noise floor (permuted attribute, 95th percentile)", head]
+
+    def f(v, fmt):
+        return format(v, fmt) if v is not None and np.isfinite(v) else "-"
+
+    for name in result["names"]:
+        m = result["attributes"][name]
+        lines.append(
+            f"{m['rank']:>4} {name:<18} {m['group']:<11} {f(m['sensitivity'], '.3e'):>11}"
+            f"{' ' if m.get('above_noise', True) else '*'} "
+            f"{f(m.get('noise_floor'), '.2e'):>9} "
+            f"{f(m['sensitivity_angle_deg'], '.2f'):>7} "
+            f"{f(m.get('recoverability'), '.3f'):>8} "
+            f"{f(m.get('relative_recoverability'), '.3f'):>8} "
+            f"{f(m['probe_r2'], '.3f'):>8} {f(m.get('decoder_response'), '.3f'):>8} "
+            f"{f(m['unit_size'], '.3g'):>6} {m['unit']}")
+    return "\n".join(lines)
+
+
+def json_safe(value):
+    """Nested dicts / lists with numpy scalars and arrays made JSON-able;
+    NaN and inf become None (strict JSON has neither)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def significance_json(result):
+    """JSON-able form of `compute_significance` output (directions left out)."""
+    return json_safe({"names": list(result["names"]), "attributes": result["attributes"],
+                      "units": result["units"], "means": result["means"],
+                      "reference_images": result["reference_images"],
+                      "feature_dim": result["feature_dim"], "ranking": result["ranking"]})
+
+
+DIRECTIONS_FILE = "significance_directions.npz"
+TABLE_FILE = "significance.txt"
+JSON_FILE = "significance.json"
+CHART_FILE = "significance.png"
+
+
+def save_directions(path, result, threshold=None):
+    """Writes names, directions, units and means (``.npz``, atomic) for `explain_pair`."""
+    buf = io.BytesIO()
+    np.savez(buf, names=np.asarray(result["names"]), directions=result["directions"],
+             units=result["units"], means=result["means"],
+             threshold=np.nan if threshold is None else float(threshold))
+    with atomic_write(path, "wb") as f:
+        f.write(buf.getvalue())
+    return path
+
+
+def load_directions(path):
+    """dict with ``names`` (list), ``directions`` [k, d], ``units``, ``means``,
+    ``threshold`` (float or None) from a `save_directions` file."""
+    with np.load(path) as f:
+        thr = float(f["threshold"])
+        return {"names": [str(n) for n in f["names"]], "directions": f["directions"],
+                "units": f["units"], "means": f["means"],
+                "threshold": None if np.isnan(thr) else thr}
+
+
+def write_significance(result, out_dir, threshold=None, extra=None):
+    """Ranked table, JSON, bar chart and directions into ``out_dir``.
+
+    Returns: dict kind -> path (``table``, ``json``, ``chart``, ``directions``).
+    """
+    from attr_recovery import stage2_figures  # pylint: disable=import-outside-toplevel
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {k: os.path.join(out_dir, f) for k, f in (
+        ("table", TABLE_FILE), ("json", JSON_FILE), ("chart", CHART_FILE),
+        ("directions", DIRECTIONS_FILE))}
+    atomic_save_text(paths["table"], format_significance_table(result) + "\n")
+    doc = significance_json(result)
+    if threshold is not None:
+        doc["threshold"] = float(threshold)
+    doc.update(json_safe(extra or {}))
+    atomic_save_text(paths["json"], json.dumps(doc, indent=2, allow_nan=False))
+    stage2_figures.significance_chart(result, paths["chart"])
+    save_directions(paths["directions"], result, threshold)
+    return paths
+

@@ -1,0 +1,89 @@
+"""Counterfactual explanation of one pair: ``attr-recovery-explain-pair`` (not in the original code).
+
+Also ``python -m attr_recovery.explain_pair``. Only parses flags and calls
+`attr_recovery.counterfactual`. Needs the directions written by
+``attr-recovery-significance`` for the same recognition model. Writes
+``explanation.png`` (the pair, decoded faces, counterfactual faces,
+contribution bars) and ``explanation.json``::
+
+  attr-recovery-explain-pair --recognition ... --decoder ... --estimators est \\
+      --significance_dir sig --image1 world/DATA/IJBA_recrop_images_96_96_test.dat:3 \\
+      --image2 world/DATA/IJBA_recrop_images_96_96_test.dat:17 --out_dir pair
+"""
+import json
+import os
+
+import numpy as np
+from absl import app, flags
+
+from attr_recovery import counterfactual, stage2_figures, stage2_io
+from attr_recovery.attribute_data import to_unit
+from attr_recovery.attribute_significance import DIRECTIONS_FILE, load_directions
+from attr_recovery.estimator_training import load_reader
+from interp_fr.atomic_io import atomic_save_text
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("recognition", None, "Recognition model spec (as for "
+                    "attr-recovery-significance).")
+flags.DEFINE_string("recognition_variant", "full", "InterpFRNet variant (interp_fr:).")
+flags.DEFINE_string("decoder", None, "Decoder: an attr-recovery-train folder or "
+                    "ridge:FILE.npz.")
+flags.DEFINE_string("estimators", None, "Folder written by attr-recovery-train-estimators.")
+flags.DEFINE_string("significance_dir", None, "Folder written by attr-recovery-significance.")
+flags.DEFINE_string("image1", None, "First face: FILE.dat:ROW or an image file.")
+flags.DEFINE_string("image2", None, "Second face: FILE.dat:ROW or an image file.")
+flags.DEFINE_float("threshold", None, "Cosine threshold (default: the one stored "
+                   "with the directions).")
+flags.DEFINE_float("max_units", 6.0, "Largest attribute change tried (calibrated units).")
+flags.DEFINE_string("out_dir", "explanation", "Output folder.")
+flags.mark_flags_as_required(["recognition", "decoder", "estimators", "significance_dir",
+                              "image1", "image2"])
+
+
+def main(argv):
+    del argv
+    # Imported here: only the command line needs the model loaders.
+    from attr_recovery.recognition import load_recognition_model  # pylint: disable=import-outside-toplevel
+    try:
+        rec = load_recognition_model(FLAGS.recognition, FLAGS.recognition_variant)
+        decoder = stage2_io.load_decoder(FLAGS.decoder)
+        reader = load_reader(FLAGS.estimators)
+        directions = load_directions(os.path.join(FLAGS.significance_dir, DIRECTIONS_FILE))
+        x1, x2 = stage2_io.load_image(FLAGS.image1), stage2_io.load_image(FLAGS.image2)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        raise app.UsageError(str(err)) from None
+    threshold = FLAGS.threshold if FLAGS.threshold is not None else directions["threshold"]
+    if threshold is None:
+        raise app.UsageError("no --threshold and none stored with the directions")
+    images = to_unit(np.stack([x1, x2]))
+    z = rec.features(images)
+    if z.shape[1] != directions["directions"].shape[1]:
+        raise app.UsageError(f"the directions are {directions['directions'].shape[1]}-d "
+                             f"but the model gives {z.shape[1]}-d features")
+    a = reader(images)
+    exp = counterfactual.explain_pair(
+        z[0], z[1], directions["directions"], directions["names"], threshold,
+        units=directions["units"], attributes1={k: v[0] for k, v in a.items()},
+        attributes2={k: v[1] for k, v in a.items()}, decoder=decoder, reader=reader,
+        max_units=FLAGS.max_units)
+    os.makedirs(FLAGS.out_dir, exist_ok=True)
+    doc = counterfactual.pair_json(exp)
+    doc.update(image1=FLAGS.image1, image2=FLAGS.image2)
+    atomic_save_text(os.path.join(FLAGS.out_dir, "explanation.json"),
+                     json.dumps(doc, indent=2, allow_nan=False))
+    stage2_figures.explanation_figure(x1, x2, exp,
+                                      os.path.join(FLAGS.out_dir, "explanation.png"))
+    print(f"cos {exp['similarity']:.4f} vs threshold {threshold:.4f}: {exp['decision']}")
+    for name in exp["order"]:
+        m = exp["attributes"][name]
+        flip = (f"flips at {m['flip_change']:+.2f} units" if m["flippable"]
+                else "cannot flip it")
+        print(f"  {name:<18} contribution {m['contribution']:.3f}  {flip}")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,68 @@
+"""Attribute significance for a recognition model: ``attr-recovery-significance`` (not in the original code).
+
+Also ``python -m attr_recovery.significance``. Only parses flags and calls
+`attr_recovery.attribute_significance`. Writes ``significance.txt`` (ranked
+table), ``significance.json``, ``significance.png`` (bar chart) and
+``significance_directions.npz`` (for ``attr-recovery-explain-pair``)::
+
+  attr-recovery-significance --recognition interp_fr:ckpt/SYNTH_32_96_32_64_8_64 \\
+      --decoder demo_out/decoder --estimators est --world_dir world --out_dir sig
+"""
+from absl import app, flags
+
+from attr_recovery import attribute_significance as sig
+from attr_recovery import counterfactual, stage2_io
+from attr_recovery.attribute_data import to_unit
+from attr_recovery.estimator_training import load_reader
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("recognition", None, "Recognition model spec: interp_fr:DIR, "
+                    "arcface:FILE.weights.h5 or keras:FILE.keras.")
+flags.DEFINE_string("recognition_variant", "full", "InterpFRNet variant (interp_fr:).")
+flags.DEFINE_string("decoder", None, "Decoder: an attr-recovery-train folder or "
+                    "ridge:FILE.npz.")
+flags.DEFINE_string("estimators", None, "Folder written by attr-recovery-train-estimators.")
+flags.DEFINE_string("world_dir", None, "Synthetic world: its held-out test images "
+                    "(with exact attributes) are the reference faces.")
+flags.DEFINE_string("images", None, "Or: an IJB-A-format .dat file of reference faces.")
+flags.DEFINE_integer("max_images", 400, "At most this many reference faces.")
+flags.DEFINE_string("out_dir", "significance", "Output folder.")
+flags.DEFINE_integer("calibration_images", 32, "Faces decoded per attribute for the "
+                     "decoder response.")
+flags.DEFINE_integer("null_permutations", 20, "Permutations for the noise floor.")
+flags.DEFINE_list("attributes", None, "Attribute names (default: the standard set).")
+flags.mark_flags_as_required(["recognition", "decoder", "estimators"])
+
+
+def main(argv):
+    del argv
+    # Imported here: only the command line needs the model loaders.
+    from attr_recovery.recognition import load_recognition_model  # pylint: disable=import-outside-toplevel
+    try:
+        rec = load_recognition_model(FLAGS.recognition, FLAGS.recognition_variant)
+        decoder = stage2_io.load_decoder(FLAGS.decoder)
+        reader = load_reader(FLAGS.estimators)
+        images, subjects, truth = stage2_io.load_reference(FLAGS.world_dir, FLAGS.images,
+                                                           FLAGS.max_images)
+    except (ValueError, FileNotFoundError) as err:
+        raise app.UsageError(str(err)) from None
+    z = rec.features(to_unit(images))
+    result = sig.compute_significance(rec, decoder, reader, images,
+                                      names=FLAGS.attributes, truth=truth,
+                                      subjects=subjects,
+                                      calibration_images=FLAGS.calibration_images,
+                                      features=z,
+                                      null_permutations=FLAGS.null_permutations)
+    threshold = (None if subjects is None else
+                 counterfactual.eer_threshold(z, subjects))
+    paths = sig.write_significance(result, FLAGS.out_dir, threshold)
+    print(sig.format_significance_table(result))
+    print("written: " + ", ".join(paths.values()))
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

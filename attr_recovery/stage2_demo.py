@@ -1,0 +1,183 @@
+"""The attribute stage of the main job: estimators, significance and one explained pair.
+
+``run_significance_stage(world_dir, recognition_model, decoder, out_dir,
+seconds_budget)`` (not in the original code):
+
+1. trains the attribute estimators on the world's training images (exact
+   attributes and landmarks, plus a few rendered occluded faces) for about
+   half the budget, at the decoder-sized working resolution;
+2. reports their accuracy per attribute on the held-out IJB-A-format test
+   images (disjoint identities): ``estimators/accuracy.{json,txt}``;
+3. measures attribute significance for the recognition model and decoder on
+   those held-out images: ``significance.{txt,json,png}`` and
+   ``significance_directions.npz``;
+4. explains one verification decision at the equal-error-rate threshold of
+   the held-out images (the false reject nearest the threshold when there is
+   one): ``explanation.{png,json}``.
+
+Returns a dict of figures for the report. Everything is seeded.
+"""
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from attr_recovery import attribute_significance as sig
+from attr_recovery import counterfactual, estimator_training, face_geometry, stage2_figures
+from attr_recovery.attribute_data import to_unit
+from attr_recovery.baseline_decoder import RidgeDecoder
+from interp_fr.atomic_io import atomic_save_text
+
+ESTIMATOR_SUBDIR = "estimators"
+EXPLANATION_PNG = "explanation.png"
+EXPLANATION_JSON = "explanation.json"
+
+
+def _exact_truth(held_out):
+    """Exact values of the held-out images: targets + descriptors of the exact landmarks."""
+    truth = dict(held_out.targets)
+    if held_out.landmarks is not None and np.isfinite(held_out.landmarks).all():
+        truth.update(face_geometry.landmark_attributes(held_out.landmarks))
+    return truth
+
+
+def _accuracy_summary(metrics):
+    out = {}
+    for name, m in metrics.get("attributes", {}).items():
+        if "accuracy" in m:
+            out[name] = f"acc {m['accuracy']:.2f} (chance {m['chance']:.2f})"
+        elif "mae" in m:
+            out[name] = f"MAE {m['mae']:.3g} {m['unit']}, R2 {m['r2']:.2f}"
+    if "landmarks" in metrics:
+        out["landmarks"] = (f"{metrics['landmarks']['mean_error_px']:.2f} px, NME "
+                            f"{metrics['landmarks']['nme_interocular']:.3f}")
+    return out
+
+
+def _recognition(obj):
+    """Plain callables and objects with ``features`` are used as they are;
+    models go through ``recognition.as_recognition_model`` (input resizing,
+    dict outputs, inference mode)."""
+    if hasattr(obj, "features") or (callable(obj) and not isinstance(obj, keras.Model)):
+        return obj
+    from attr_recovery.recognition import as_recognition_model  # pylint: disable=import-outside-toplevel
+    return as_recognition_model(obj)
+
+
+def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
+                           seconds_budget=90.0, seed=0, estimator_fraction=0.5,
+                           extra_rendered=160, working_size=32, calibration_images=16,
+                           max_reference_images=400, log=None):
+    """Trains the estimators, measures significance and explains one pair.
+
+    Args:
+      world_dir: a synthetic world (``build_world`` output).
+      recognition_model: anything ``recognition.as_recognition_model`` takes
+        (our InterpFRNet, a Keras model), or a callable images [N, 96, 96, 3]
+        in [-1, 1] -> features [N, d].
+      decoder: z -> images (a stage-1 ``FeatureDecoder``, anything with
+        ``decode``, or a callable); None: a `RidgeDecoder` is fitted on the
+        training images' representations.
+      out_dir: output folder (created).
+      seconds_budget: wall-clock target for the whole stage; the estimators
+        train for ``estimator_fraction`` of it (minus set-up time).
+      seed: seed of the estimator training.
+      extra_rendered: rendered occluded faces added to the estimator training
+        set (the default world's training images have no occluders).
+      working_size: the estimators' input resolution (decoded faces are small).
+      calibration_images: faces decoded per attribute for the decoder response.
+      max_reference_images: cap on the held-out images used.
+      log: callable(str) or None.
+    Returns: dict of figures (accuracy summary, ranking, the explained pair,
+      file paths, seconds).
+    """
+    t_start = time.perf_counter()
+    say = log or (lambda _: None)
+    os.makedirs(out_dir, exist_ok=True)
+    rec = _recognition(recognition_model)
+    figures = {}
+
+    # 1. Estimators.
+    config = estimator_training.EstimatorTrainConfig(
+        world_dir=world_dir, out_dir=os.path.join(out_dir, ESTIMATOR_SUBDIR),
+        heads="synthetic", extra_rendered=extra_rendered, input_size=working_size,
+        landmark_input_size=working_size, max_steps=100000, seed=seed,
+        save_every_steps=0, log_every=50)
+    trainer = estimator_training.EstimatorTrainer(config, log=say)
+    config.max_seconds = max(5.0, estimator_fraction * seconds_budget
+                             - (time.perf_counter() - t_start))
+    trainer.fit()
+    figures["estimator training steps"] = int(trainer.step.numpy())
+    reader = trainer.reader()
+    held = trainer.held_out
+    if len(held) > max_reference_images:
+        held = held.subset(np.linspace(0, len(held) - 1, max_reference_images)
+                           .round().astype(int))
+    metrics = estimator_training.evaluate_estimators(reader, held)
+    est_dir = config.out_dir
+    atomic_save_text(os.path.join(est_dir, estimator_training.METRICS_FILE),
+                     json.dumps(sig.json_safe(metrics), indent=2))
+    atomic_save_text(os.path.join(est_dir, "accuracy.txt"),
+                     estimator_training.format_accuracy_table(metrics) + "\n")
+    figures["estimator accuracy (held-out identities)"] = _accuracy_summary(metrics)
+    figures["estimator seconds"] = time.perf_counter() - t_start
+
+    # 2. Significance on the held-out faces.
+    t0 = time.perf_counter()
+    images = to_unit(held.read(np.arange(len(held))))
+    z = sig.representations(rec, images)
+    if decoder is None:
+        train = trainer.train_set
+        rows = np.linspace(0, len(train) - 1, min(len(train), 1500)).round().astype(int)
+        train_images = to_unit(train.read(rows))
+        decoder = RidgeDecoder.fit(sig.representations(rec, train_images), train_images,
+                                   size=working_size)
+        figures["decoder"] = "ridge baseline (no decoder given)"
+    result = sig.compute_significance(rec, decoder, reader, images,
+                                      truth=_exact_truth(held), subjects=held.subjects,
+                                      calibration_images=calibration_images,
+                                      features=z)
+    threshold = counterfactual.eer_threshold(z, held.subjects)
+    paths = sig.write_significance(result, out_dir, threshold)
+    figures["significance ranking (sensitivity)"] = [
+        f"{n}: {result['attributes'][n]['sensitivity']:.2e}" for n in result["names"][:8]]
+    figures["recoverability r (decoded vs real, top 5)"] = {
+        n: round(m["recoverability"], 3) for n, m in sorted(
+            result["attributes"].items(),
+            key=lambda kv: -kv[1].get("recoverability", -1))[:5]
+        if "recoverability" in m}
+    figures["significance seconds"] = time.perf_counter() - t0
+
+    # 3. One explained pair.
+    t0 = time.perf_counter()
+    i, j, reason = counterfactual.pick_pair(z, held.subjects, threshold)
+    a = reader(images[[i, j]])
+    exp = counterfactual.explain_pair(
+        z[i], z[j], result["directions"], result["names"], threshold,
+        units=result["units"], attributes1={k: v[0] for k, v in a.items()},
+        attributes2={k: v[1] for k, v in a.items()}, decoder=decoder, reader=reader)
+    doc = counterfactual.pair_json(exp)
+    doc.update(pair_rows=[int(held.rows[i]), int(held.rows[j])], reason=reason,
+               subjects=[int(held.subjects[i]), int(held.subjects[j])])
+    exp_json = os.path.join(out_dir, EXPLANATION_JSON)
+    atomic_save_text(exp_json, json.dumps(doc, indent=2, allow_nan=False))
+    exp_png = stage2_figures.explanation_figure(images[i], images[j], exp,
+                                                os.path.join(out_dir, EXPLANATION_PNG))
+    top = exp["order"][:3]
+    figures["explained pair"] = (
+        f"test rows {held.rows[i]} / {held.rows[j]} ({reason}): cos "
+        f"{exp['similarity']:.3f} vs threshold {threshold:.3f} -> {exp['decision']}")
+    figures["top contributions"] = {
+        n: f"{exp['attributes'][n]['contribution']:.2f} (flip at "
+           f"{exp['attributes'][n]['flip_change']:+.2f} u)"
+        for n in top if exp["attributes"][n]["flippable"]}
+    figures["explanation seconds"] = time.perf_counter() - t0
+    figures.update({"significance table": paths["table"],
+                    "significance chart": paths["chart"],
+                    "significance json": paths["json"],
+                    "explanation figure": exp_png, "explanation json": exp_json,
+                    "estimator accuracy table": os.path.join(est_dir, "accuracy.txt")})
+    figures["stage seconds"] = time.perf_counter() - t_start
+    return figures

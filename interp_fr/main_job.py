@@ -204,6 +204,14 @@ def stage_decoding(ctx):
     return figures
 
 
+def stage_significance(ctx):
+    """Attribute recovery, stage 2: attribute significance and one explained pair."""
+    from attr_recovery import stage2_demo
+    return stage2_demo.run_significance_stage(
+        ctx.values["world_dir"], ctx.values["model"], ctx.values["decoder_dir"],
+        ctx.path("significance"), seconds_budget=30.0 if ctx.quick else 90.0)
+
+
 STAGES = [
     ("synthetic world", stage_world),
     ("base CNN pretraining", stage_pretrain),
@@ -213,6 +221,7 @@ STAGES = [
     ("IJB-A evaluation", stage_evaluate),
     ("interpretability", stage_interpretability),
     ("decoding (attribute recovery)", stage_decoding),
+    ("attribute significance and counterfactuals", stage_significance),
 ]
 
 

@@ -31,3 +31,11 @@ def test_demo_quick_writes_report(tmp_path):
     assert len(results["verify"]["splits"]) == 10
     for name in ("ijba_roc.png", "ijba_cmc.png", "ijba_results.txt"):
         assert os.path.isfile(out / "ijba" / name), name
+    assert report["frozen graph"]["figures"]["nodes"] > 100
+    assert float(report["frozen graph"]["figures"][
+        "max |feature(.pb) - feature(Keras)| over 16 images"]) <= 1e-5
+    for rel in ("interpretability/peak_locations.png", "interpretability/filter_heatmaps.png",
+                "interpretability/occlusion_feature_change.png",
+                "decoding/decoding_grid.png", "decoding/eigen_features.png",
+                "significance/significance.png", "significance/explanation.png"):
+        assert os.path.isfile(out / rel), rel

@@ -147,8 +147,9 @@ def _unseen_figures(decoder, rec, data_dir, count, seed):
 
 
 def run_decoding_stage(world_dir, recognition_model, out_dir, seconds_budget=120.0,
-                       seed=0, max_steps=5000, eval_images=64, grid_subjects=8,
-                       num_eigen=8, recognizer_steps=300, config_overrides=None, log=None):
+                       seed=0, max_steps=20000, eval_images=64, grid_subjects=8,
+                       num_eigen=8, recognizer_steps=300, identity_every=4,
+                       config_overrides=None, log=None):
     """Trains a small decoder for ``recognition_model`` and writes the stage's figures.
 
     Args:
@@ -159,8 +160,10 @@ def run_decoding_stage(world_dir, recognition_model, out_dir, seconds_budget=120
         representation size. None: a small recogniser is trained first.
       out_dir: receives ``decoding_grid.png``, ``eigen_features.png`` and the
         trainer's folder ``decoder/`` (checkpoint, ``decoder.json``, logs).
-      seconds_budget: wall-clock budget of the decoder training (the whole
-        stage takes a little longer: feature caching, evaluation, figures).
+      seconds_budget: wall-clock budget of the whole stage. The decoder trains
+        for what is left after the set-up (recogniser training when needed,
+        feature caching, the untrained control) minus a reserve for the final
+        evaluation and figures, estimated from the control's duration.
       seed: seed of everything random.
       max_steps: upper bound on training steps.
       eval_images: number of training images for the identity figures.
@@ -169,6 +172,9 @@ def run_decoding_stage(world_dir, recognition_model, out_dir, seconds_budget=120
       num_eigen: eigen-features shown.
       recognizer_steps: training steps of the small recogniser (only when
         ``recognition_model`` is None).
+      identity_every: identity loss on every k-th step, k times the weight
+        (``DecoderTrainConfig.identity_every``): R's backward pass is the most
+        expensive part of a step with a full-size recognition model.
       config_overrides: dict of `DecoderTrainConfig` fields to change.
       log: callable(str) or None (silent).
     Returns: dict of figures (matched / random-pair cosines, their difference,
@@ -191,20 +197,27 @@ def run_decoding_stage(world_dir, recognition_model, out_dir, seconds_budget=120
     config = DecoderTrainConfig(data_dir=data_dir, out_dir=os.path.join(out_dir, "decoder"),
                                 max_steps=max_steps, max_seconds=seconds_budget, seed=seed,
                                 progress=False, tensorboard=False, save_every_steps=0,
-                                log_every=100)
+                                log_every=100, identity_every=identity_every)
     for key, value in (config_overrides or {}).items():
         setattr(config, key, value)
     t0 = time.perf_counter()
     trainer = DecoderTrainer(config, rec, log=say)
     pick = _evaluation_images(trainer.source, eval_images)
     crops = trainer.source.center_crops(pick)
-    if int(trainer.step.numpy()) == 0:
-        # Control: the same figures for the untrained decoder.
-        untrained, _ = identity_figures(trainer.decoder, rec, crops,
-                                        trainer.source.subject_ids[pick], seed=seed)
-        figures["untrained: matched minus random"] = untrained["matched minus random"]
-        figures["untrained: rank-1 decoded -> input"] = untrained["rank-1 decoded -> input"]
-        t0 = time.perf_counter()
+    # Control: the same figures for the untrained (or resumed) decoder; its
+    # duration also sizes the reserve kept for the final evaluation.
+    t_eval = time.perf_counter()
+    before, _ = identity_figures(trainer.decoder, rec, crops,
+                                 trainer.source.subject_ids[pick], seed=seed)
+    t_eval = time.perf_counter() - t_eval
+    label = "untrained" if int(trainer.step.numpy()) == 0 else "before resuming"
+    figures[f"{label}: matched minus random"] = before["matched minus random"]
+    figures[f"{label}: rank-1 decoded -> input"] = before["rank-1 decoded -> input"]
+    if "max_seconds" not in (config_overrides or {}):
+        reserve = 3.0 * t_eval + 2.0
+        trainer.config.max_seconds = max(
+            5.0, seconds_budget - (time.perf_counter() - t_start) - reserve)
+    t0 = time.perf_counter()
     trainer.fit()
     figures["training steps"] = int(trainer.step.numpy())
     figures["training seconds"] = time.perf_counter() - t0

@@ -69,6 +69,9 @@ def _define_flags():
     flags.DEFINE_float("w_adv", d.w_adv, "Image discriminator weight (0: none).")
     flags.DEFINE_float("w_latent_adv", d.w_latent_adv,
                        "Latent discriminator weight (0: none).")
+    flags.DEFINE_integer("identity_every", d.identity_every, "Identity loss on every "
+                         "k-th step only, with k times the weight (R's backward pass is "
+                         "the costly part of a step).")
     flags.DEFINE_integer("save_every_steps", d.save_every_steps, "Checkpoint interval.")
     flags.DEFINE_integer("keep_checkpoints", d.keep_checkpoints, "Checkpoints kept.")
     flags.DEFINE_integer("log_every", d.log_every, "Log interval.")
@@ -87,7 +90,8 @@ def config_from_flags():
              "generator_weights", "generator_from", "mean_latent", "batch_size",
              "max_steps", "max_seconds", "seed", "crop", "reshuffle_each_epoch",
              "input_scale", "learning_rate", "beta1", "beta2", "d_learning_rate",
-             "w_rec", "w_id", "w_reg", "w_adv", "w_latent_adv", "save_every_steps",
+             "w_rec", "w_id", "w_reg", "w_adv", "w_latent_adv", "identity_every",
+             "save_every_steps",
              "keep_checkpoints", "log_every", "tensorboard", "progress"]
     return dataclasses.replace(training.DecoderTrainConfig(),
                                **{k: getattr(FLAGS, k) for k in plain}, **arch)

@@ -135,6 +135,7 @@ class DecoderTrainConfig:
     w_reg: float = None
     w_adv: float = 0.0
     w_latent_adv: float = 0.0
+    identity_every: int = 1           # identity loss on every k-th step only (x k)
     disc_channels: int = 32
     # bookkeeping
     save_every_steps: int = 200
@@ -399,7 +400,11 @@ class DecoderTrainer:
         self._target_fn = tf.function(lambda x: resize_to(x, generator.size),
                                       reduce_retracing=True)
         self.cache = self._build_cache()
-        self._train_step = self._make_train_step()
+        if c.identity_every < 1:
+            raise ValueError(f"identity_every must be >= 1, got {c.identity_every}")
+        self._train_step = self._make_train_step(with_identity=True)
+        self._train_step_no_id = (self._make_train_step(with_identity=False)
+                                  if c.identity_every > 1 else None)
 
     # -- checkpoints -------------------------------------------------------
     def _restore(self):
@@ -450,12 +455,18 @@ class DecoderTrainer:
         return self._features_fn(x), self._target_fn(x)
 
     # -- step --------------------------------------------------------------
-    def _make_train_step(self):
+    def _make_train_step(self, with_identity):
+        """The tf.function of one step; ``with_identity=False`` skips R(decoded).
+
+        Lazy identity loss (config ``identity_every`` = k): like StyleGAN2's lazy
+        regularisation, the costly term (a forward and backward pass through R)
+        runs on every k-th step with k times the weight.
+        """
         c = self.config
         dec, rec = self.decoder, self.recognition
         gen, tr = dec.generator, dec.transformer
         ldisc, idisc = self.latent_disc, self.image_disc
-        w_rec, w_id, w_reg = self.w_rec, self.w_id, self.w_reg
+        w_rec, w_id, w_reg = self.w_rec, self.w_id * c.identity_every, self.w_reg
         seed_base = tf.constant(int(c.seed) * 2 ** 32, tf.int64)
 
         def step_fn(z, target):
@@ -465,10 +476,12 @@ class DecoderTrainer:
                 delta = tr(z, add_mean=False)
                 w = tr.mean_latent[None] + delta
                 images = gen(w, seed=noise_seed)
-                zr = rec(images)
-                terms = {"id": tf.reduce_mean(1.0 - tf.reduce_sum(z * zr, axis=-1)),
-                         "reg": tf.reduce_mean(tf.square(delta))}
-                loss = w_id * terms["id"] + w_reg * terms["reg"]
+                terms = {"reg": tf.reduce_mean(tf.square(delta))}
+                loss = w_reg * terms["reg"]
+                if with_identity:
+                    zr = rec(images)
+                    terms["id"] = tf.reduce_mean(1.0 - tf.reduce_sum(z * zr, axis=-1))
+                    loss += w_id * terms["id"]
                 if w_rec:
                     terms["rec"] = tf.reduce_mean(tf.abs(images - target))
                     loss += w_rec * terms["rec"]
@@ -524,8 +537,11 @@ class DecoderTrainer:
         last = {}
         with open(os.path.join(c.out_dir, LOG_FILE), "a", encoding="utf-8") as log_file:
             while int(self.step.numpy()) < c.max_steps:
-                z, target = self.batch_inputs(int(self.step.numpy()))
-                terms = self._train_step(z, target)
+                current = int(self.step.numpy())
+                z, target = self.batch_inputs(current)
+                step_fn = (self._train_step if current % c.identity_every == 0
+                           else self._train_step_no_id)
+                terms = step_fn(z, target)
                 step = int(self.step.numpy())
                 scalars = {k: float(v.numpy()) for k, v in terms.items()}
                 bad = [k for k, v in scalars.items() if not math.isfinite(v)]

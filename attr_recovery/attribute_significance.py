@@ -39,10 +39,14 @@ Measures, per attribute:
    the decoder cannot render), which would rank decoder failures as
    significance.
 5. **Noise floor**: the 95th percentile of the sensitivity obtained when
-   attribute j's column is randomly permuted over the faces (its relation to
-   z destroyed, the other attributes kept): a regression on finitely many
-   faces gives every column some partial effect; ``above_noise`` says
-   whether the measured one exceeds that floor.
+   attribute j's column is randomly permuted (its relation to z destroyed,
+   the other attributes kept): a regression on finitely many faces gives
+   every column some partial effect; ``above_noise`` says whether the
+   measured one exceeds that floor. With subject ids the permutation moves
+   whole subjects (image k of subject s gets the value of image k of subject
+   sigma(s)): identity-level attributes stay constant within a subject, and a
+   regression over few subjects can fit identity with such a column by
+   chance; permuting single images would hide that and set the floor too low.
 
 Why regress z on the attributes and not an attribute on z: the partial
 effect b_j is small for attributes R ignores, whereas the step that makes an
@@ -244,14 +248,39 @@ def probe_r2(z, target, groups=None, folds=5, seed=0):
     return float(1.0 - np.sum((pred - t) ** 2) / sst)
 
 
-def noise_floor(z, standardised, j, ridge=1e-3, permutations=20, quantile=0.95, seed=0):
+def _subject_permutation(subjects, rng):
+    """Image order that gives each image the value of an image of another subject.
+
+    Subjects are permuted as blocks: image number k of subject s takes the
+    value of image number k (mod count) of subject sigma(s). Attributes that
+    are constant within a subject stay constant within it, so the null keeps
+    the structure that lets a regression on few subjects fit identity by
+    chance.
+    """
+    subjects = np.asarray(subjects)
+    uniq = np.unique(subjects)
+    members = {u: np.nonzero(subjects == u)[0] for u in uniq}
+    sigma = dict(zip(uniq, rng.permutation(uniq)))
+    order = np.empty(len(subjects), np.int64)
+    for u, idx in members.items():
+        src = members[sigma[u]]
+        order[idx] = src[np.arange(len(idx)) % len(src)]
+    return order
+
+
+def noise_floor(z, standardised, j, ridge=1e-3, permutations=20, quantile=0.95, seed=0,
+                subjects=None):
     """Sensitivity of attribute j with its column permuted: the `quantile` of
-    `permutations` draws (see module docstring, measure 5)."""
+    `permutations` draws (see module docstring, measure 5). With subjects,
+    subjects are permuted as blocks (`_subject_permutation`); otherwise images."""
     rng = np.random.default_rng((int(seed), int(j), 0x0F100))
     s = np.array(standardised, np.float64, copy=True)
     drops = []
+    use_subjects = subjects is not None and len(np.unique(subjects)) > 2
     for _ in range(int(permutations)):
-        s[:, j] = rng.permutation(standardised[:, j])
+        order = (_subject_permutation(subjects, rng) if use_subjects
+                 else rng.permutation(len(s)))
+        s[:, j] = standardised[order, j]
         drops.append(cosine_drop(z, partial_effect_directions(z, s, ridge)[j])[0])
     return float(np.quantile(drops, quantile))
 
@@ -323,7 +352,8 @@ def compute_significance(recognition, decoder, reader, images, names=None, truth
              "direction_norm": float(np.linalg.norm(directions[j])),
              "probe_r2": probe_r2(z, s[:, j], subjects)}
         if null_permutations:
-            m["noise_floor"] = noise_floor(z, s, j, ridge, null_permutations)
+            m["noise_floor"] = noise_floor(z, s, j, ridge, null_permutations,
+                                           subjects=subjects)
             m["above_noise"] = bool(drop > m["noise_floor"])
         if a_dec is not None:
             m["recoverability"] = pearson(a_dec[:, j], a[:, j])

@@ -36,6 +36,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging as absl_logging
 
 from attr_recovery import attribute_data, face_geometry
 from attr_recovery.attribute_reader import AttributeReader
@@ -258,8 +259,14 @@ class EstimatorTrainer:
 
     def save(self):
         """Writes a checkpoint (the index file is replaced last, atomically)."""
-        with tf_logging.quiet():
-            return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        # TF's saver logs bookkeeping through absl as well as its own logger.
+        verbosity = absl_logging.get_verbosity()
+        absl_logging.set_verbosity(absl_logging.WARNING)
+        try:
+            with tf_logging.quiet():
+                return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        finally:
+            absl_logging.set_verbosity(verbosity)
 
     # -- training ----------------------------------------------------------
     def _make_step(self):

@@ -25,7 +25,8 @@ import keras
 import numpy as np
 
 from attr_recovery import attribute_significance as sig
-from attr_recovery import counterfactual, estimator_training, face_geometry, stage2_figures
+from attr_recovery import (counterfactual, estimator_training, face_geometry, stage2_figures,
+                           stage2_io)
 from attr_recovery.attribute_data import to_unit
 from attr_recovery.baseline_decoder import RidgeDecoder
 from interp_fr.atomic_io import atomic_save_text
@@ -78,8 +79,9 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
         (our InterpFRNet, a Keras model), or a callable images [N, 96, 96, 3]
         in [-1, 1] -> features [N, d].
       decoder: z -> images (a stage-1 ``FeatureDecoder``, anything with
-        ``decode``, or a callable); None: a `RidgeDecoder` is fitted on the
-        training images' representations.
+        ``decode``, or a callable), or a path: a stage-1 trainer folder or
+        ``ridge:FILE.npz``; None: a `RidgeDecoder` is fitted on the training
+        images' representations.
       out_dir: output folder (created).
       seconds_budget: wall-clock target for the whole stage; the estimators
         train for ``estimator_fraction`` of it (minus set-up time).
@@ -98,6 +100,8 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
     os.makedirs(out_dir, exist_ok=True)
     rec = _recognition(recognition_model)
     figures = {}
+    if isinstance(decoder, (str, os.PathLike)):
+        decoder = stage2_io.load_decoder(os.fspath(decoder))
 
     # 1. Estimators.
     config = estimator_training.EstimatorTrainConfig(

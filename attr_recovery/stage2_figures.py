@@ -60,6 +60,7 @@ def significance_chart(result, path, title=None):
     axes[1].legend(fontsize=7, loc="lower right")
     fig.suptitle(title or f"attribute significance ({result['reference_images']} faces, "
                  f"d = {result['feature_dim']})", fontsize=10)
+    fig.tight_layout()
     return _save(fig, path)
 
 

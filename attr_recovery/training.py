@@ -29,7 +29,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 import time
 
 import keras
@@ -42,6 +41,7 @@ from attr_recovery.equalized import FUSED_LRELU, EqualConv2d, EqualLinear, Fused
 from attr_recovery.recognition import as_recognition_model, load_recognition_model
 from attr_recovery.stylegan2 import Generator
 from attr_recovery.upfirdn import Downsample
+from interp_fr import progress as progress_lib
 from interp_fr.atomic_io import atomic_save_text
 from interp_fr.data import dat_files, pipeline
 from interp_fr.training import write_scalar
@@ -264,29 +264,6 @@ def resize_to(images, size):
         return images
     method = "area" if images.shape[1] > size else "bilinear"
     return tf.image.resize(images, (size, size), method=method)
-
-
-class _Progress:
-    def __init__(self, total, enabled):
-        self.total, self.enabled, self.t0, self.first = total, enabled, None, None
-        self.mid_line = False
-
-    def update(self, step):
-        if not self.enabled:
-            return
-        if self.first is None:
-            self.first, self.t0 = step, time.perf_counter()
-            return
-        rate = (step - self.first) / max(time.perf_counter() - self.t0, 1e-9)
-        sys.stdout.write(f"\rstep {step}/{self.total}  {rate:6.2f} steps/s  "
-                         f"ETA {(self.total - step) / max(rate, 1e-9):6.0f} s ")
-        sys.stdout.flush()
-        self.mid_line = True
-
-    def close(self):
-        if self.mid_line:
-            sys.stdout.write("\n")
-            self.mid_line = False
 
 
 def _load_frozen_generator(c):
@@ -532,7 +509,7 @@ class DecoderTrainer:
             return {}
         writer = (tf.summary.create_file_writer(os.path.join(c.out_dir, TENSORBOARD_SUBDIR))
                   if c.tensorboard else None)
-        progress = _Progress(c.max_steps, c.progress)
+        progress = progress_lib.ProgressLine(c.max_steps, 1, "steps", c.progress)
         t0 = time.perf_counter()
         last = {}
         with open(os.path.join(c.out_dir, LOG_FILE), "a", encoding="utf-8") as log_file:

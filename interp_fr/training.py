@@ -15,7 +15,6 @@ precision and XLA switches.
 import dataclasses
 import math
 import os
-import sys
 import time
 
 import numpy as np
@@ -23,6 +22,7 @@ import tensorflow as tf
 import keras
 
 from interp_fr import losses, occlusion, tf1_checkpoint, tf_logging
+from interp_fr import progress as progress_lib
 from interp_fr.data import dat_files, mat_files, pipeline
 from interp_fr.model import VARIANT_BASE, InterpFRNet
 
@@ -122,37 +122,6 @@ def make_strategy(devices=(), multi_worker=False):
     if len(devices) == 1:
         return tf.distribute.OneDeviceStrategy(devices[0])
     return tf.distribute.get_strategy()
-
-
-class _Progress:
-    """One updating line: step, images/s, ETA."""
-
-    def __init__(self, total_steps, batch_size, enabled):
-        self.total, self.batch, self.enabled = total_steps, batch_size, enabled
-        self.start = time.perf_counter()
-        self.first_step = None
-        self.mid_line = False
-
-    def update(self, step):
-        if not self.enabled:
-            return
-        if self.first_step is None:
-            self.first_step, self.start = step, time.perf_counter()
-            return
-        done = step - self.first_step
-        secs = time.perf_counter() - self.start
-        rate = done * self.batch / max(secs, 1e-9)
-        eta = (self.total - step) * self.batch / max(rate, 1e-9)
-        sys.stdout.write(f"\rstep {step}/{self.total}  {rate:7.1f} images/s  "
-                         f"ETA {eta:6.0f} s ")
-        sys.stdout.flush()
-        self.mid_line = True
-
-    def close(self):
-        """Ends the progress line so that other output starts on a new one."""
-        if self.mid_line:
-            sys.stdout.write("\n")
-            self.mid_line = False
 
 
 class Trainer:
@@ -333,7 +302,8 @@ class Trainer:
         ds = self.strategy.experimental_distribute_dataset(self.dataset(start, remaining))
         writer = (tf.summary.create_file_writer(os.path.join(c.model_dir, TENSORBOARD_SUBDIR))
                   if c.tensorboard else None)
-        progress = _Progress(self.total_steps, c.batch_size, c.progress)
+        progress = progress_lib.ProgressLine(self.total_steps, c.batch_size, "images",
+                                              c.progress)
         t0 = time.time()
         last = {}
         for batch in ds:

@@ -136,11 +136,11 @@ def per_image_noise(generator, image_ids, seed):
 def to_uint8(images):
     """Decoder output [N, H, W, 3] in about [-1, 1] -> uint8 (x + 1) / 2 * 255, clipped.
 
-    The original scales the same way and lets values outside [0, 255] wrap
-    when cast to uint8; clipping avoids the wrap-around colours.
+    Truncated to integers as the original's ``astype('uint8')``; the original
+    does not clip, so values outside [0, 255] wrap around there.
     """
     x = (np.asarray(images, np.float32) + 1.0) * 0.5 * 255.0
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    return np.clip(x, 0, 255).astype(np.uint8)
 
 
 class FeatureDecoder:

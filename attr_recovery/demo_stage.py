@@ -178,7 +178,9 @@ def run_decoding_stage(world_dir, recognition_model, out_dir, seconds_budget=120
       config_overrides: dict of `DecoderTrainConfig` fields to change.
       log: callable(str) or None (silent).
     Returns: dict of figures (matched / random-pair cosines, their difference,
-      rank-1, steps, seconds, file paths).
+      rank-1, steps, seconds, file paths; ``"decoder folder"`` loads with
+      ``decoder.load_trained_decoder``). Run again on the same ``out_dir``, the
+      stage resumes the decoder's training from its checkpoint.
     """
     t_start = time.perf_counter()
     say = log or (lambda _: None)
@@ -219,6 +221,7 @@ def run_decoding_stage(world_dir, recognition_model, out_dir, seconds_budget=120
             5.0, seconds_budget - (time.perf_counter() - t_start) - reserve)
     t0 = time.perf_counter()
     trainer.fit()
+    figures["decoder folder"] = config.out_dir
     figures["training steps"] = int(trainer.step.numpy())
     figures["training seconds"] = time.perf_counter() - t0
     figures["representation size"] = rec.feature_dim

@@ -58,9 +58,13 @@ def main(argv):
         raise app.UsageError(f"--read_folder is required for {sorted(needs_folder)}")
     if "recon_dir" in tasks and not FLAGS.write_folder:
         raise app.UsageError("--write_folder is required for recon_dir")
-    decoder, recognition = reconstruction.load_models(
-        FLAGS.decoder_dir, FLAGS.generator_weights, FLAGS.encoder_weights,
-        FLAGS.mean_latent, FLAGS.recognition, FLAGS.recognition_variant)
+    try:
+        decoder, recognition = reconstruction.load_models(
+            FLAGS.decoder_dir, FLAGS.generator_weights, FLAGS.encoder_weights,
+            FLAGS.mean_latent, FLAGS.recognition, FLAGS.recognition_variant)
+    except (ValueError, FileNotFoundError) as err:
+        # Wrong or missing model files are input errors: a message, no traceback.
+        raise app.UsageError(str(err)) from None
     summary = reconstruction.run_lfw_recon(
         decoder, recognition, tasks, read_folder=FLAGS.read_folder,
         write_folder=FLAGS.write_folder, feat_path=FLAGS.feat_path,

@@ -40,7 +40,8 @@ def _define_flags():
     flags.DEFINE_integer("size", None, "Decoder resolution (joint mode).")
     flags.DEFINE_integer("style_dim", None, "Style / W width (joint mode).")
     flags.DEFINE_string("channels", None, "Decoder channels per resolution, e.g. "
-                        "'4:64,8:64,16:32,32:16' (joint mode).")
+                        "'4:64,8:64,16:32,32:16' (joint mode); unnamed resolutions keep "
+                        "the preset's.")
     flags.DEFINE_integer("channel_multiplier", None, "StyleGAN2 channel multiplier.")
     flags.DEFINE_integer("generator_n_mlp", None, "Mapping-network depth.")
     flags.DEFINE_integer("transformer_n_mlp", None, "IDDEncoder n_mlp (trunk n_mlp - 4).")
@@ -85,7 +86,10 @@ def config_from_flags():
     for name in arch:
         value = getattr(FLAGS, name)
         if value is not None:
-            arch[name] = training.parse_channels(value) if name == "channels" else value
+            if name == "channels":
+                # Resolutions the flag does not name keep the preset's widths.
+                value = {**(arch["channels"] or {}), **training.parse_channels(value)}
+            arch[name] = value
     plain = ["data_dir", "out_dir", "mode", "recognition", "recognition_variant",
              "generator_weights", "generator_from", "mean_latent", "batch_size",
              "max_steps", "max_seconds", "seed", "crop", "reshuffle_each_epoch",
@@ -103,7 +107,12 @@ def main(argv):
     config = config_from_flags()
     if not config.recognition:
         raise app.UsageError("--recognition is required")
-    training.DecoderTrainer(config).fit()
+    try:
+        trainer = training.DecoderTrainer(config)
+    except (ValueError, FileNotFoundError) as err:
+        # Bad data folders, model files or flag combinations: a message only.
+        raise app.UsageError(str(err)) from None
+    trainer.fit()
 
 
 def run():

@@ -196,7 +196,7 @@ def stage_interpretability(ctx):
 def stage_decoding(ctx):
     """Attribute recovery, stage 1: decode the trained model's features into faces."""
     from attr_recovery import demo_stage
-    budget = 20.0 if ctx.quick else 120.0
+    budget = 8.0 if ctx.quick else 120.0
     figures = demo_stage.run_decoding_stage(
         ctx.values["world_dir"], ctx.values["model"], ctx.path("decoding"),
         seconds_budget=budget, max_steps=10 if ctx.quick else 5000)
@@ -209,7 +209,7 @@ def stage_significance(ctx):
     from attr_recovery import stage2_demo
     return stage2_demo.run_significance_stage(
         ctx.values["world_dir"], ctx.values["model"], ctx.values["decoder_dir"],
-        ctx.path("significance"), seconds_budget=30.0 if ctx.quick else 90.0)
+        ctx.path("significance"), seconds_budget=10.0 if ctx.quick else 90.0)
 
 
 STAGES = [

@@ -178,7 +178,8 @@ def partial_effect_directions(z, attributes, ridge=1e-3):
 
 
 def cosine_drop(z, step):
-    """Mean over rows and both signs of 1 - cos(z, normalise(z +- step)), and the mean angle (deg)."""
+    """(mean over rows and both signs of 1 - cos(z, normalise(z +- step)),
+    the mean angle in degrees)."""
     z = normalise(z)
     drops, angles = [], []
     for sign in (1.0, -1.0):

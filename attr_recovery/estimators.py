@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from attr_recovery.attributes import CLASSIFICATION, REGRESSION
+from attr_recovery.attributes import REGRESSION
 
 FRAME_SIZE = 96.0
 
@@ -256,6 +256,3 @@ def landmark_loss(outputs, landmarks):
     t = tf.convert_to_tensor(landmarks, tf.float32)
     return tf.reduce_mean(tf.abs(outputs["landmarks"] - t))
 
-
-__all__ = ["AttributeEstimator", "LandmarkEstimator", "head_losses", "landmark_loss",
-           "resize_images", "soft_argmax", "CLASSIFICATION", "REGRESSION"]

@@ -1,4 +1,6 @@
-"""Counterfactual explanation of one pair: ``attr-recovery-explain-pair`` (not in the original code).
+"""Counterfactual explanation of one pair: ``attr-recovery-explain-pair``.
+
+Not in the original code.
 
 Also ``python -m attr_recovery.explain_pair``. Only parses flags and calls
 `attr_recovery.counterfactual`. Needs the directions written by
@@ -43,7 +45,7 @@ flags.mark_flags_as_required(["recognition", "decoder", "estimators", "significa
 def main(argv):
     del argv
     # Imported here: only the command line needs the model loaders.
-    from attr_recovery.recognition import load_recognition_model  # pylint: disable=import-outside-toplevel
+    from attr_recovery.recognition import load_recognition_model
     try:
         rec = load_recognition_model(FLAGS.recognition, FLAGS.recognition_variant)
         decoder = stage2_io.load_decoder(FLAGS.decoder)

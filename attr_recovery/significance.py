@@ -1,4 +1,6 @@
-"""Attribute significance for a recognition model: ``attr-recovery-significance`` (not in the original code).
+"""Attribute significance of a recognition model: ``attr-recovery-significance``.
+
+Not in the original code.
 
 Also ``python -m attr_recovery.significance``. Only parses flags and calls
 `attr_recovery.attribute_significance`. Writes ``significance.txt`` (ranked
@@ -37,7 +39,7 @@ flags.mark_flags_as_required(["recognition", "decoder", "estimators"])
 def main(argv):
     del argv
     # Imported here: only the command line needs the model loaders.
-    from attr_recovery.recognition import load_recognition_model  # pylint: disable=import-outside-toplevel
+    from attr_recovery.recognition import load_recognition_model
     try:
         rec = load_recognition_model(FLAGS.recognition, FLAGS.recognition_variant)
         decoder = stage2_io.load_decoder(FLAGS.decoder)

@@ -63,7 +63,7 @@ def _recognition(obj):
     dict outputs, inference mode)."""
     if hasattr(obj, "features") or (callable(obj) and not isinstance(obj, keras.Model)):
         return obj
-    from attr_recovery.recognition import as_recognition_model  # pylint: disable=import-outside-toplevel
+    from attr_recovery.recognition import as_recognition_model
     return as_recognition_model(obj)
 
 

@@ -25,7 +25,7 @@ def load_decoder(spec):
     if spec.startswith("ridge:"):
         return RidgeDecoder.load(spec[len("ridge:"):])
     if os.path.isdir(spec):
-        from attr_recovery.decoder import load_trained_decoder  # pylint: disable=import-outside-toplevel
+        from attr_recovery.decoder import load_trained_decoder
         return load_trained_decoder(spec)[0]
     raise ValueError(f"decoder spec must be a trainer folder or ridge:FILE.npz, got {spec!r}")
 

@@ -209,3 +209,17 @@ def test_eer_threshold_and_pair_choice():
     assert abs(frr - far) < 0.05
     i, j, reason = cf.pick_pair(z, subjects, thr)
     assert i != j and reason
+
+
+def test_stage1_decoder_is_wrapped_deterministically():
+    decoder_lib = pytest.importorskip("attr_recovery.decoder")
+    from attr_recovery.stylegan2 import Generator
+    gen = Generator(size=8, style_dim=8, n_mlp=1, channels={4: 8, 8: 8})
+    dec = decoder_lib.FeatureDecoder(
+        decoder_lib.LatentTransformer(6, gen.n_latent, 5, 8), gen)
+    wrapped = sig.as_decoder(dec)
+    z = sig.normalise(np.random.default_rng(0).normal(size=(3, 6)))
+    a = wrapped(z)
+    b = wrapped(z[::-1])[::-1]            # other batch positions, same noise
+    assert a.shape == (3, 8, 8, 3)
+    np.testing.assert_allclose(a, b, atol=1e-5)

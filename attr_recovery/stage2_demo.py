@@ -145,8 +145,9 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
                                       features=z)
     threshold = counterfactual.eer_threshold(z, held.subjects)
     paths = sig.write_significance(result, out_dir, threshold)
-    figures["significance ranking (sensitivity)"] = [
-        f"{n}: {result['attributes'][n]['sensitivity']:.2e}" for n in result["names"][:8]]
+    figures["significance ranking (sensitivity; * = not above the noise floor)"] = [
+        f"{n}: {m['sensitivity']:.2e}{'' if m.get('above_noise', True) else ' *'}"
+        for n, m in list(result["attributes"].items())[:8]]
     figures["recoverability r (decoded vs real, top 5)"] = {
         n: round(m["recoverability"], 3) for n, m in sorted(
             result["attributes"].items(),

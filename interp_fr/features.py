@@ -81,31 +81,3 @@ def save_feature_npy(path, rows):
     """Writes a float matrix as ``.npy``, atomically."""
     with atomic_write(path, "wb") as f:
         np.save(f, np.asarray(rows))
-
-
-def load_features(path, dim=None):
-    """Reads a feature file (``.txt`` savetxt format or ``.npy``): float64 [N, D].
-
-    The MATLAB scripts read the text file as a flat list of numbers and reshape
-    it to rows of ``dim`` values; with ``dim`` given, so do we (the line breaks
-    then do not matter).
-    """
-    from interp_fr.data.errors import DataFileError
-    try:
-        if str(path).lower().endswith(".npy"):
-            arr = np.load(path, allow_pickle=False).astype(np.float64)
-        else:
-            arr = np.loadtxt(path, dtype=np.float64, ndmin=2)
-    except FileNotFoundError:
-        raise DataFileError(path, "feature file not found") from None
-    except ValueError as e:
-        raise DataFileError(path, f"not a numeric feature file ({e})") from None
-    if dim is not None:
-        if arr.size % dim:
-            raise DataFileError(path, f"{arr.size} values are not a whole number of "
-                                f"{dim}-d features")
-        arr = arr.reshape(-1, dim)
-    if not np.all(np.isfinite(arr)):
-        bad = np.unique(np.nonzero(~np.isfinite(arr))[0])
-        raise DataFileError(path, f"non-finite values in rows {bad[:10].tolist()}")
-    return arr

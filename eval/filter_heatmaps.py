@@ -6,7 +6,7 @@ colours (positive red, negative blue). Rows: one image each of several subjects,
 then several images of one subject; columns: the face, then one per filter. A
 consistent model fires on the same face part in every row.
 
-    python -m eval.filter_heatmaps --world_dir world --keras_weights m.weights.h5 \
+    python -m eval.filter_heatmaps --world_dir world --source m.weights.h5 \
         --out heatmaps.png
 """
 import os
@@ -207,15 +207,7 @@ def _define_flags():
     from absl import flags
     if "heatmap_filters" in flags.FLAGS:
         return flags.FLAGS
-    flags.DEFINE_string("world_dir", None, "Synthetic world (or a folder laid out "
-                        "the same way).")
-    flags.DEFINE_string("source", None, "Keras .weights.h5 file or checkpoint folder.")
-    flags.DEFINE_string("variant", "full", "Model variant.")
-    flags.DEFINE_integer("df_dim", 32, "Model width.")
-    flags.DEFINE_integer("gfc_dim", 320, "Channels of k4_2.")
-    flags.DEFINE_integer("dfc_dim", 320, "Channels of k5.")
-    flags.DEFINE_string("dataset", "CASIA", "Checkpoint naming: dataset.")
-    flags.DEFINE_integer("ckpt_batch_size", 64, "Checkpoint naming: batch size.")
+    interp_common.define_model_flags(flags)
     flags.DEFINE_list("heatmap_filters", None, "Filter indices (default: chosen "
                       "automatically).")
     flags.DEFINE_integer("num_filters", 10, "Filters when chosen automatically.")
@@ -226,9 +218,7 @@ def _define_flags():
 def main(argv):
     del argv
     f = _define_flags()
-    model = interp_common.load_model(f.source, variant=f.variant, df_dim=f.df_dim,
-                                     gfc_dim=f.gfc_dim, dfc_dim=f.dfc_dim,
-                                     dataset=f.dataset, batch_size=f.ckpt_batch_size)
+    model = interp_common.model_from_flags(f)
     filters = [int(x) for x in f.heatmap_filters] if f.heatmap_filters else None
     res = heatmap_grid_for_model(model, f.world_dir, f.out, filters, f.num_filters)
     print(f"filters {res['filters']}; wrote {f.out}")

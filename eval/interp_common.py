@@ -235,3 +235,26 @@ def jsonable(value):
     if isinstance(value, np.bool_):
         return bool(value)
     return value
+
+
+def define_model_flags(flags, world_help="Synthetic world (or a folder laid out the "
+                       "same way)."):
+    """Defines the flags that name the world and the model to analyse.
+
+    Shared by the analysis commands (filter heat maps, occlusion analysis); read
+    them back with `model_from_flags`.
+    """
+    flags.DEFINE_string("world_dir", None, world_help)
+    flags.DEFINE_string("source", None, "Keras .weights.h5 file or checkpoint folder.")
+    flags.DEFINE_string("variant", "full", "Model variant.")
+    flags.DEFINE_integer("df_dim", 32, "Model width.")
+    flags.DEFINE_integer("gfc_dim", 320, "Channels of k4_2.")
+    flags.DEFINE_integer("dfc_dim", 320, "Channels of k5.")
+    flags.DEFINE_string("dataset", "CASIA", "Checkpoint naming: dataset.")
+    flags.DEFINE_integer("ckpt_batch_size", 64, "Checkpoint naming: batch size.")
+
+
+def model_from_flags(f):
+    """The model named by the flags of `define_model_flags`."""
+    return load_model(f.source, variant=f.variant, df_dim=f.df_dim, gfc_dim=f.gfc_dim,
+                      dfc_dim=f.dfc_dim, dataset=f.dataset, batch_size=f.ckpt_batch_size)

@@ -485,14 +485,7 @@ def _define_flags():
     from absl import flags
     if "ar_folder" in flags.FLAGS:
         return flags.FLAGS
-    flags.DEFINE_string("world_dir", None, "Synthetic world (or the same layout).")
-    flags.DEFINE_string("source", None, "Keras .weights.h5 file or checkpoint folder.")
-    flags.DEFINE_string("variant", "full", "Model variant.")
-    flags.DEFINE_integer("df_dim", 32, "Model width.")
-    flags.DEFINE_integer("gfc_dim", 320, "Channels of k4_2.")
-    flags.DEFINE_integer("dfc_dim", 320, "Channels of k5.")
-    flags.DEFINE_string("dataset", "CASIA", "Checkpoint naming: dataset.")
-    flags.DEFINE_integer("ckpt_batch_size", 64, "Checkpoint naming: batch size.")
+    interp_common.define_model_flags(flags, "Synthetic world (or the same layout).")
     flags.DEFINE_string("ar_folder", None, "Folder of aligned 96x96 AR faces named "
                         "as ar_occl_list.txt plus the neutral images (m-001-1.bmp); "
                         "default: render a synthetic one.")
@@ -507,9 +500,7 @@ def main(argv):
     import json
     from interp_fr.atomic_io import atomic_save_text
     f = _define_flags()
-    model = interp_common.load_model(f.source, variant=f.variant, df_dim=f.df_dim,
-                                     gfc_dim=f.gfc_dim, dfc_dim=f.dfc_dim,
-                                     dataset=f.dataset, batch_size=f.ckpt_batch_size)
+    model = interp_common.model_from_flags(f)
     os.makedirs(f.out_dir, exist_ok=True)
     out = occlusion_figure_for_model(model, f.world_dir,
                                      os.path.join(f.out_dir, "occlusion_changes.png"),

@@ -21,16 +21,10 @@ from absl import app, flags
 from attr_recovery import counterfactual, stage2_figures, stage2_io
 from attr_recovery.attribute_data import to_unit
 from attr_recovery.attribute_significance import DIRECTIONS_FILE, load_directions
-from attr_recovery.estimator_training import load_reader
 from interp_fr.atomic_io import atomic_save_text
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("recognition", None, "Recognition model spec (as for "
-                    "attr-recovery-significance).")
-flags.DEFINE_string("recognition_variant", "full", "InterpFRNet variant (interp_fr:).")
-flags.DEFINE_string("decoder", None, "Decoder: an attr-recovery-train folder or "
-                    "ridge:FILE.npz.")
-flags.DEFINE_string("estimators", None, "Folder written by attr-recovery-train-estimators.")
+stage2_io.define_model_flags(flags)
 flags.DEFINE_string("significance_dir", None, "Folder written by attr-recovery-significance.")
 flags.DEFINE_string("image1", None, "First face: FILE.dat:ROW or an image file.")
 flags.DEFINE_string("image2", None, "Second face: FILE.dat:ROW or an image file.")
@@ -44,12 +38,8 @@ flags.mark_flags_as_required(["recognition", "decoder", "estimators", "significa
 
 def main(argv):
     del argv
-    # Imported here: only the command line needs the model loaders.
-    from attr_recovery.recognition import load_recognition_model
     try:
-        rec = load_recognition_model(FLAGS.recognition, FLAGS.recognition_variant)
-        decoder = stage2_io.load_decoder(FLAGS.decoder)
-        reader = load_reader(FLAGS.estimators)
+        rec, decoder, reader = stage2_io.load_models(FLAGS)
         directions = load_directions(os.path.join(FLAGS.significance_dir, DIRECTIONS_FILE))
         x1, x2 = stage2_io.load_image(FLAGS.image1), stage2_io.load_image(FLAGS.image2)
     except (ValueError, FileNotFoundError, OSError) as err:

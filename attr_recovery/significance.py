@@ -15,15 +15,9 @@ from absl import app, flags
 from attr_recovery import attribute_significance as sig
 from attr_recovery import counterfactual, stage2_io
 from attr_recovery.attribute_data import to_unit
-from attr_recovery.estimator_training import load_reader
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("recognition", None, "Recognition model spec: interp_fr:DIR, "
-                    "arcface:FILE.weights.h5 or keras:FILE.keras.")
-flags.DEFINE_string("recognition_variant", "full", "InterpFRNet variant (interp_fr:).")
-flags.DEFINE_string("decoder", None, "Decoder: an attr-recovery-train folder or "
-                    "ridge:FILE.npz.")
-flags.DEFINE_string("estimators", None, "Folder written by attr-recovery-train-estimators.")
+stage2_io.define_model_flags(flags)
 flags.DEFINE_string("world_dir", None, "Synthetic world: its held-out test images "
                     "(with exact attributes) are the reference faces.")
 flags.DEFINE_string("images", None, "Or: an IJB-A-format .dat file of reference faces.")
@@ -38,12 +32,8 @@ flags.mark_flags_as_required(["recognition", "decoder", "estimators"])
 
 def main(argv):
     del argv
-    # Imported here: only the command line needs the model loaders.
-    from attr_recovery.recognition import load_recognition_model
     try:
-        rec = load_recognition_model(FLAGS.recognition, FLAGS.recognition_variant)
-        decoder = stage2_io.load_decoder(FLAGS.decoder)
-        reader = load_reader(FLAGS.estimators)
+        rec, decoder, reader = stage2_io.load_models(FLAGS)
         images, subjects, truth = stage2_io.load_reference(FLAGS.world_dir, FLAGS.images,
                                                            FLAGS.max_images)
     except (ValueError, FileNotFoundError) as err:

@@ -85,3 +85,23 @@ def load_reference(world_dir=None, images=None, max_images=None):
     if max_images and len(rows) > max_images:
         rows = np.linspace(0, len(dat) - 1, max_images).round().astype(int)
     return _frame(dat.read(rows)), None, None
+
+
+def define_model_flags(flags):
+    """The flags naming R, its decoder and the estimators (shared by the stage-2 commands)."""
+    flags.DEFINE_string("recognition", None, "Recognition model spec: interp_fr:DIR, "
+                        "arcface:FILE.weights.h5 or keras:FILE.keras.")
+    flags.DEFINE_string("recognition_variant", "full", "InterpFRNet variant (interp_fr:).")
+    flags.DEFINE_string("decoder", None, "Decoder: an attr-recovery-train folder or "
+                        "ridge:FILE.npz.")
+    flags.DEFINE_string("estimators", None,
+                        "Folder written by attr-recovery-train-estimators.")
+
+
+def load_models(flag_values):
+    """(recognition model, decoder, attribute reader) named by `define_model_flags`."""
+    # Imported here: only the command lines need the model loaders.
+    from attr_recovery.estimator_training import load_reader
+    from attr_recovery.recognition import load_recognition_model
+    rec = load_recognition_model(flag_values.recognition, flag_values.recognition_variant)
+    return rec, load_decoder(flag_values.decoder), load_reader(flag_values.estimators)

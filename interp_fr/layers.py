@@ -143,12 +143,16 @@ class TF1BatchNorm(keras.layers.Layer):
         c = (self.channels,)
         self.beta = self.add_weight(name="beta", shape=c, initializer="zeros")
         self.gamma = self.add_weight(name="gamma", shape=c, initializer="ones")
+        # Never autocast: under mixed precision the statistics stay float32.
+        # Under a tf.distribute strategy each replica's update is averaged
+        # over the replicas, so all copies hold the same statistics (the mean
+        # of the per-replica batch statistics enters the moving average).
+        moving = dict(shape=c, trainable=False, autocast=False,
+                      aggregation="mean")
         self.moving_mean = self.add_weight(
-                name="moving_mean", shape=c, initializer="zeros",
-                trainable=False)
+                name="moving_mean", initializer="zeros", **moving)
         self.moving_variance = self.add_weight(
-                name="moving_variance", shape=c, initializer="ones",
-                trainable=False)
+                name="moving_variance", initializer="ones", **moving)
         self.built = True
 
     def call(self, x, training=False):
@@ -162,21 +166,36 @@ class TF1BatchNorm(keras.layers.Layer):
         if not training:
             return self._normalize(x, self.moving_mean, self.moving_variance,
                                    eps)
+        decay = tf.constant(1.0 - self.momentum, dtype=tf.float32)
+        if len(x.shape) == 4:
+            # The kernel the original ran (contrib batch_norm picks it): one op
+            # each way instead of ~10 passes over the activations, float16
+            # inputs with float32 statistics, and the Bessel-corrected
+            # variance (unscaled when n == 1) for the moving average.
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                    x, tf.cast(self.gamma, tf.float32),
+                    tf.cast(self.beta, tf.float32), epsilon=eps,
+                    is_training=True)
+            self._update_moving(mean, variance, decay)
+            return y
         axes = list(range(len(x.shape) - 1))
         mean, variance = tf.nn.moments(x, axes=axes)
         n = tf.cast(tf.size(x) // self.channels, x.dtype)
-        # The fused kernel leaves the variance unscaled when n == 1.
         bessel = n / tf.maximum(n - 1.0, 1.0)
-        decay = tf.constant(1.0 - self.momentum, dtype=x.dtype)
+        self._update_moving(tf.cast(mean, tf.float32),
+                            tf.cast(variance * bessel, tf.float32), decay)
+        return self._normalize(x, mean, variance, eps)
+
+    def _update_moving(self, mean, variance, decay):
         self.moving_mean.assign_sub((self.moving_mean - mean) * decay)
         self.moving_variance.assign_sub(
-                (self.moving_variance - variance * bessel) * decay)
-        return self._normalize(x, mean, variance, eps)
+                (self.moving_variance - variance) * decay)
 
     def _normalize(self, x, mean, variance, eps):
         # Same association as the fused CPU kernel: (x - mean) * scale + beta.
         scale = tf.math.rsqrt(variance + eps) * self.gamma
-        return (x - mean) * scale + self.beta
+        return ((x - tf.cast(mean, x.dtype)) * tf.cast(scale, x.dtype)
+                + self.beta)
 
     def get_config(self):
         config = super().get_config()

@@ -193,6 +193,10 @@ def nonfinite_terms(terms):
     return names
 
 
+def _float32_outputs(outputs):
+    return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
+
+
 def model_losses(model, images, images_occl, labels, training=True,
                  apply_dropout=None, weights=LossWeights(),
                  num_keep=DEFAULT_NUM_KEEP, epsilon=None):
@@ -225,17 +229,21 @@ def model_losses(model, images, images_occl, labels, training=True,
                          "hypercolumn head; the 'base' variant has none")
     out = model(images, training=training, apply_dropout=apply_dropout)
     out_o = model(images_occl, training=training, apply_dropout=apply_dropout)
+    # Under mixed precision the model computes in float16; the losses (norms,
+    # cosines, cross-entropy) are taken in float32.  A no-op otherwise.
+    out, out_o = _float32_outputs(out), _float32_outputs(out_o)
     fad_sum, mask = feature_activation_diversity(out["feature"],
                                                  out_o["feature"], num_keep)
-    logits_occl = model.classify(out_o["feature"], training=training,
-                                 mask=mask, apply_dropout=apply_dropout)
+    logits_occl = tf.cast(model.classify(out_o["feature"], training=training,
+                                         mask=mask, apply_dropout=apply_dropout),
+                          tf.float32)
     terms = {
         "d_loss_real_id":
             weights.identity * identity_cross_entropy(out["logits"], labels),
         "d_loss_real_id_occl":
             weights.identity_occl * identity_cross_entropy(logits_occl, labels),
         "diver_loss_A": weights.filter_diversity
-            * filter_diversity(model.filter_kernel, epsilon),
+            * filter_diversity(tf.cast(model.filter_kernel, tf.float32), epsilon),
         "diver_loss": weights.spatial_diversity
             * spatial_activation_diversity(out["feature_map"], epsilon),
         "diver_loss_o": weights.spatial_diversity_occl

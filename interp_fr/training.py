@@ -12,9 +12,11 @@ seed and the step), NaN/inf detection that stops without touching the last good
 save, TensorBoard scalars, a progress line, tf.distribute strategies, mixed
 precision and XLA switches.
 """
+import contextlib
 import dataclasses
 import math
 import os
+import shutil
 import time
 
 import numpy as np
@@ -124,6 +126,38 @@ def make_strategy(devices=(), multi_worker=False):
     return tf.distribute.get_strategy()
 
 
+def is_chief(strategy):
+    """Whether this process writes the shared checkpoints.
+
+    True outside multi-worker training; in a cluster, the ``chief`` task, or
+    worker 0 when the cluster names no chief (TF_CONFIG's convention).
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    cluster = resolver.cluster_spec().as_dict()
+    return (resolver.task_type == "worker" and resolver.task_id == 0
+            and "chief" not in cluster)
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Layers built inside use the Keras dtype policy ``name`` (None: leave the
+    global policy alone); the previous global policy is restored after, so a
+    mixed-precision run does not leak into later models in the process."""
+    if name is None:
+        yield
+        return
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 class Trainer:
     """Builds data, model and optimizer from a `TrainConfig` and trains.
 
@@ -134,8 +168,6 @@ class Trainer:
     def __init__(self, config, log=print):
         self.config = c = config
         self.log = log
-        if c.mixed_precision:
-            keras.mixed_precision.set_global_policy("mixed_float16")
         self.casia = dat_files.load_casia(c.data_dir, c.n_subjects)
         n_subjects = c.n_subjects or self.casia.num_subjects
         self.uses_occlusion = c.variant != VARIANT_BASE
@@ -159,13 +191,19 @@ class Trainer:
         # Seeds the initialisers and the dropout seed generator: the same seed
         # gives the same run, and a resumed run restores the generator's state.
         keras.utils.set_random_seed(c.seed)
-        with self.strategy.scope():
+        self.is_chief = is_chief(self.strategy)
+        policy = "mixed_float16" if c.mixed_precision else None
+        with self.strategy.scope(), dtype_policy(policy):
             self.model = InterpFRNet(df_dim=c.df_dim, gfc_dim=c.gfc_dim,
                                      dfc_dim=c.dfc_dim, n_subjects=n_subjects,
                                      variant=c.variant,
                                      dropout_keep_prob=c.dropout_keep_prob)
             self.model.build((None, 96, 96, 3))
             self.optimizer = keras.optimizers.Adam(c.learning_rate, beta_1=c.beta1)
+            if c.mixed_precision:
+                # float16 gradients underflow without it; a step whose scaled
+                # gradients overflow is skipped and the scale halved.
+                self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         os.makedirs(c.model_dir, exist_ok=True)
@@ -182,6 +220,15 @@ class Trainer:
             self.checkpoint, os.path.join(c.model_dir, RESUME_SUBDIR),
             max_to_keep=c.keep_resume_checkpoints)
         self.restored_from = self._restore()
+        if not self.is_chief:
+            # Every worker takes part in a save (it may run collectives), but
+            # only the chief's lands in model_dir; the others write to a
+            # private folder that is removed after each save.
+            resolver = self.strategy.cluster_resolver
+            self._scratch_dir = os.path.join(
+                    c.model_dir, f".{resolver.task_type}{resolver.task_id}")
+            self.manager = tf.train.CheckpointManager(
+                self.checkpoint, self._scratch_dir, max_to_keep=1)
         self._train_step = self._make_train_step()
 
     # -- checkpoints -------------------------------------------------------
@@ -214,10 +261,16 @@ class Trainer:
     def save_resume(self):
         """Writes the full-state checkpoint (atomic: the index file is updated last)."""
         with tf_logging.quiet():
-            return self.manager.save(checkpoint_number=int(self.step.numpy()))
+            path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        if not self.is_chief:
+            shutil.rmtree(self._scratch_dir, ignore_errors=True)
+        return path
 
     def save_tf1(self, epoch):
-        """The original's per-epoch save: ``DCGAN.model-<epoch>`` with TF1 names."""
+        """The original's per-epoch save: ``DCGAN.model-<epoch>`` with TF1 names
+        (the chief's only: it reads the local copies, no collective involved)."""
+        if not self.is_chief:
+            return None
         return tf1_checkpoint.save_tf1_checkpoint(self.model, self.config.model_dir,
                                                   global_step=epoch)
 
@@ -275,6 +328,8 @@ class Trainer:
                                "d_acc": losses.accuracy(out["logits"], batch["label"])}
                     zero = {}
                 loss = tf.cast(scalars["d_loss"], tf.float32) / replicas
+                if c.mixed_precision:
+                    loss = optimizer.scale_loss(loss)
             grads = tape.gradient(loss, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             return dict(scalars, **zero)

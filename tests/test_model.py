@@ -85,6 +85,20 @@ def test_tf1_batch_norm_training_and_moving_update_closed_form():
     assert bn.effective_epsilon == FUSED_BN_MIN_EPSILON
 
 
+def test_tf1_batch_norm_plain_path_equals_fused_kernel():
+    """Rank 4 runs the fused kernel; other ranks the plain ops: same numbers."""
+    x = np.random.default_rng(2).normal(1.0, 2.0, (3, 4, 4, 5)).astype(np.float32)
+    fused, plain = TF1BatchNorm(5), TF1BatchNorm(5)
+    fused.build()
+    plain.build()
+    y4 = fused(x, training=True).numpy()
+    y2 = plain(x.reshape(-1, 5), training=True).numpy()
+    np.testing.assert_allclose(y2, y4.reshape(-1, 5), rtol=0, atol=2e-6)
+    np.testing.assert_allclose(plain.moving_variance.numpy(),
+                               fused.moving_variance.numpy(), rtol=0, atol=1e-6)
+    assert abs(fused.moving_variance.numpy() - 1.0).max() > 0.1
+
+
 def test_keras_batch_norm_would_differ():
     """Why TF1BatchNorm exists: Keras updates with the biased variance."""
     x = np.random.default_rng(1).normal(size=(2, 3, 3, 2)).astype(np.float32)

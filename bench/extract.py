@@ -10,7 +10,10 @@ random images:
   batches through the Keras model (``--xla`` compiles it), and through our
   dynamic-batch frozen graph.
 
-Features of all paths must agree (max abs difference printed).
+Features of all paths must agree (max abs difference printed).  Each path's
+convolution arithmetic is printed as GFLOP/s, and the loop's per-call overhead
+(a batch-1 ``session.run`` of a graph that does no arithmetic, same feed and
+fetch sizes) as a share of its time.
 
     python bench/extract.py [--images 256] [--batch_size 64]
         [--df_dim 32 --gfc_dim 320 --dfc_dim 320] [--xla] [--repeats 3]
@@ -30,6 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
+from bench.flops import conv_flops_per_image  # noqa: E402
 from interp_fr import extraction, features  # noqa: E402
 from interp_fr.data import dat_files  # noqa: E402
 from interp_fr.model import InterpFRNet  # noqa: E402
@@ -86,6 +90,23 @@ class OriginalLoop:
                     self.feat, {self.inp: images[idx].reshape((1, 96, 96, 3))})
         np.savetxt(out_path, out)
         return out, time.perf_counter() - start
+
+
+def per_call_overhead(feature_dim, calls=500):
+    """Seconds per batch-1 ``session.run`` that feeds an image and fetches a
+    feature-sized result through a graph with no arithmetic to speak of."""
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        inp = v1.placeholder(tf.float32, [1, 96, 96, 3], name="sample_input_images")
+        out = tf.tile(inp[:, 0, 0, :1], [1, feature_dim])
+        sess = v1.Session(graph=graph)
+    image = np.zeros((1, 96, 96, 3), np.float32)
+    sess.run(out, {inp: image})
+    start = time.perf_counter()
+    for _ in range(calls):
+        sess.run(out, {inp: image})
+    return (time.perf_counter() - start) / calls
 
 
 def ours(forward, dat_path, out_path, batch_size):
@@ -151,12 +172,22 @@ def main():
                 times[name].append(secs)
                 diffs[name] = float(np.max(np.abs(feats - base)))
         rate = {k: args.images / float(np.median(v)) for k, v in times.items()}
+        gflop = conv_flops_per_image(model) / 1e9
         print(f"  original loop (batch-1 graph, one session.run per image): "
-              f"{rate['original']:8.1f} images/s")
+              f"{rate['original']:8.1f} images/s, {gflop * rate['original']:6.1f} "
+              f"GFLOP/s")
         for name, _ in runs:
-            print(f"  {name + ':':56s} {rate[name]:8.1f} images/s, ratio "
+            print(f"  {name + ':':56s} {rate[name]:8.1f} images/s, "
+                  f"{gflop * rate[name]:6.1f} GFLOP/s, ratio "
                   f"{rate[name] / rate['original']:5.2f}x, max |diff| "
                   f"{diffs[name]:.2e}")
+        overhead = per_call_overhead(model.feature_dim)
+        share = overhead * rate["original"]
+        print(f"per-call overhead of the loop: {1e6 * overhead:.0f} us per image, "
+              f"{100 * share:.1f} % of its time. Batching saves that and runs the "
+              f"convolutions ({gflop:.2f} GFLOP per image, computed by every path) "
+              f"at a larger batch; a 10x ratio would need ours at "
+              f"{10 * gflop * rate['original']:.0f} GFLOP/s.")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

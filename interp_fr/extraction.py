@@ -145,6 +145,47 @@ def _prefetched_batches(images, batch_size, total, depth=2):
             yield pending.popleft().result()
 
 
+def batched_outputs(forward, images, batch_size=64, *, total=None, num_maps=0,
+                    progress=None):
+    """Runs ``forward`` over ``images`` in order, a batch at a time.
+
+    The one extraction loop: `extract_to_files` streams what it yields to
+    files, `interp_fr.features.extract_features` collects it in memory.
+
+    Args:
+        forward: callable float32 images [b, 96, 96, 3] in [-1, 1] -> dict
+            ``feature`` [b, D] and (when ``num_maps`` > 0) ``feature_map``
+            [b, H, W, C].
+        images: `DatImages` or `ImageFolder`.
+        batch_size: images per forward call.
+        total: only the first ``total`` images (default all).
+        num_maps: also yield the maps of the first ``num_maps`` images.
+        progress: optional callable(done, total, seconds).
+
+    Yields:
+        (features float32 [b, D], maps float32 [m, H, W, C] or None), where
+        m = the part of this batch among the first ``num_maps`` images.
+    """
+    total = len(images) if total is None else int(total)
+    start = time.perf_counter()
+    done = 0
+    for batch in _prefetched_batches(images, batch_size, total):
+        out = forward(batch)
+        feats = np.asarray(out["feature"], np.float32)
+        count = len(batch)
+        if feats.ndim != 2 or feats.shape[0] != count:
+            raise RuntimeError(f"the model returned features of shape "
+                               f"{feats.shape} for {count} images")
+        maps = None
+        if done < num_maps:
+            take = min(count, num_maps - done)
+            maps = np.asarray(out["feature_map"], np.float32)[:take]
+        done += count
+        if progress is not None:
+            progress(done, total, time.perf_counter() - start)
+        yield feats, maps
+
+
 def default_file_list_path(features_path):
     """``<features without extension>_files.txt``."""
     return os.path.splitext(os.fspath(features_path))[0] + "_files.txt"
@@ -232,21 +273,14 @@ def extract_to_files(forward, images, features_path, *, maps_path=None,
             map_out = _RowWriter(stack.enter_context(
                     atomic_write(maps_path, "wb" if map_npy else "w")),
                     map_npy, n_maps)
-        for batch in _prefetched_batches(images, batch_size, total):
-            out = forward(batch)
-            feats = np.asarray(out["feature"], np.float32)
-            count = len(batch)
-            if feats.shape[0] != count:
-                raise RuntimeError(f"the model returned {feats.shape[0]} "
-                                   f"features for {count} images")
+        for feats, maps in batched_outputs(forward, images, batch_size,
+                                           total=total, num_maps=n_maps,
+                                           progress=progress):
             dim = feats.shape[1]
             feat_out.write(feats)
-            if map_out is not None and done < n_maps:
-                take = min(count, n_maps - done)
-                map_out.write(np.asarray(out["feature_map"], np.float32)[:take])
-            done += count
-            if progress is not None:
-                progress(done, total, time.perf_counter() - start)
+            if maps is not None:
+                map_out.write(maps)
+            done += len(feats)
         feat_out.check(features_path)
         if map_out is not None:
             map_out.check(maps_path)

@@ -9,15 +9,13 @@ File formats (SPEC A6):
 """
 import dataclasses
 import io
-import time
 
 import numpy as np
 import tensorflow as tf
 
+from interp_fr import extraction
 from interp_fr.atomic_io import atomic_write
-from interp_fr.data import pipeline
 
-DEFAULT_NUM_MAPS = 1000
 
 
 @dataclasses.dataclass
@@ -27,35 +25,28 @@ class Extracted:
     feature_maps: np.ndarray = None
 
 
-def extract_features(forward, dat_images, batch_size=64, num_maps=0, progress=None):
-    """Runs ``forward`` over every image of a ``.dat`` file in order.
+def extract_features(forward, images, batch_size=64, num_maps=0, progress=None):
+    """Runs ``forward`` over every image of a ``.dat`` (or image folder) in
+    order and keeps the results in memory (`extraction.batched_outputs`).
 
     Args:
         forward: callable float32 images [b, 96, 96, 3] in [-1, 1] -> dict with
             ``feature`` [b, D] and, when ``num_maps`` > 0, ``feature_map``
             [b, H, W, C].
-        dat_images: a `DatImages`.
+        images: a `DatImages` (or `extraction.ImageFolder`).
         batch_size: images per call.
         num_maps: keep the feature maps of the first ``num_maps`` images.
         progress: optional callable(done, total, seconds).
 
     Returns:
-        `Extracted`.
+        `Extracted`; ``feature_maps`` flattened to [M, H*W*C].
     """
-    total = len(dat_images)
     feats, maps = [], []
-    start = time.perf_counter()
-    done = 0
-    for batch in pipeline.inference_dataset(dat_images, batch_size):
-        out = forward(batch["image"])
-        feats.append(np.asarray(out["feature"], np.float32))
-        if done < num_maps:
-            fmap = np.asarray(out["feature_map"], np.float32)
-            take = min(len(fmap), num_maps - done)
-            maps.append(fmap[:take].reshape(take, -1))
-        done += int(batch["image"].shape[0])
-        if progress is not None:
-            progress(done, total, time.perf_counter() - start)
+    for batch_feats, batch_maps in extraction.batched_outputs(
+            forward, images, batch_size, num_maps=num_maps, progress=progress):
+        feats.append(batch_feats)
+        if batch_maps is not None:
+            maps.append(batch_maps.reshape(len(batch_maps), -1))
     features = np.concatenate(feats) if feats else np.zeros((0, 0), np.float32)
     return Extracted(features, np.concatenate(maps) if maps else None)
 

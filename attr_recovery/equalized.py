@@ -72,6 +72,9 @@ class EqualLinear(keras.layers.Layer):
     Call: x [..., in_dim] -> [..., out_dim].
     """
 
+    # Leading weight dimensions; StackedEqualLinear sets (n_stack,).
+    stack_shape = ()
+
     def __init__(self, in_dim, out_dim, bias=True, bias_init=0.0, lr_mul=1.0,
                  activation=None, **kwargs):
         super().__init__(**kwargs)
@@ -86,22 +89,23 @@ class EqualLinear(keras.layers.Layer):
         self.activation = activation
         self.scale = (1.0 / math.sqrt(self.in_dim)) * self.lr_mul
         self.weight = self.add_weight(
-            shape=(self.in_dim, self.out_dim),
+            shape=self.stack_shape + (self.in_dim, self.out_dim),
             initializer=keras.initializers.RandomNormal(stddev=1.0 / self.lr_mul),
             name="weight")
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
-                shape=(self.out_dim,),
+                shape=self.stack_shape + (self.out_dim,),
                 initializer=keras.initializers.Constant(self.bias_init), name="bias")
         self.built = True
 
-    def call(self, x):
-        w = self.weight * self.scale
+    def _project(self, x, w):
         if len(x.shape) == 2:
-            out = tf.matmul(x, w)
-        else:
-            out = tf.tensordot(x, w, axes=[[-1], [0]])
+            return tf.matmul(x, w)
+        return tf.tensordot(x, w, axes=[[-1], [0]])
+
+    def call(self, x):
+        out = self._project(x, self.weight * self.scale)
         bias = None if self.bias is None else self.bias * self.lr_mul
         if self.activation == FUSED_LRELU:
             return fused_leaky_relu(out, bias)
@@ -117,7 +121,7 @@ class EqualLinear(keras.layers.Layer):
         return config
 
 
-class StackedEqualLinear(keras.layers.Layer):
+class StackedEqualLinear(EqualLinear):
     """``n_stack`` independent EqualLinear layers applied in one batched einsum.
 
     Used for the 14 per-W+-code heads of the latent transformer, which would
@@ -130,49 +134,19 @@ class StackedEqualLinear(keras.layers.Layer):
     -> [N, n_stack, out_dim].
     """
 
-    def __init__(self, n_stack, in_dim, out_dim, bias=True, bias_init=0.0,
-                 lr_mul=1.0, activation=None, **kwargs):
-        super().__init__(**kwargs)
-        if activation not in (None, FUSED_LRELU):
-            raise ValueError(f"activation must be None or {FUSED_LRELU!r}, "
-                             f"got {activation!r}")
+    def __init__(self, n_stack, in_dim, out_dim, **kwargs):
         self.n_stack = int(n_stack)
-        self.in_dim = int(in_dim)
-        self.out_dim = int(out_dim)
-        self.use_bias = bool(bias)
-        self.bias_init = float(bias_init)
-        self.lr_mul = float(lr_mul)
-        self.activation = activation
-        self.scale = (1.0 / math.sqrt(self.in_dim)) * self.lr_mul
-        self.weight = self.add_weight(
-            shape=(self.n_stack, self.in_dim, self.out_dim),
-            initializer=keras.initializers.RandomNormal(stddev=1.0 / self.lr_mul),
-            name="weight")
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                shape=(self.n_stack, self.out_dim),
-                initializer=keras.initializers.Constant(self.bias_init), name="bias")
-        self.built = True
+        self.stack_shape = (self.n_stack,)
+        super().__init__(in_dim, out_dim, **kwargs)
 
-    def call(self, x):
-        w = self.weight * self.scale
+    def _project(self, x, w):
         if len(x.shape) == 2:
-            out = tf.einsum("nd,sde->nse", x, w)
-        else:
-            out = tf.einsum("nsd,sde->nse", x, w)
-        bias = None if self.bias is None else self.bias * self.lr_mul
-        if self.activation == FUSED_LRELU:
-            return fused_leaky_relu(out, bias)
-        if bias is not None:
-            out = out + bias
-        return out
+            return tf.einsum("nd,sde->nse", x, w)
+        return tf.einsum("nsd,sde->nse", x, w)
 
     def get_config(self):
         config = super().get_config()
-        config.update(n_stack=self.n_stack, in_dim=self.in_dim, out_dim=self.out_dim,
-                      bias=self.use_bias, bias_init=self.bias_init,
-                      lr_mul=self.lr_mul, activation=self.activation)
+        config.update(n_stack=self.n_stack)
         return config
 
 

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 
 from interp_fr import occlusion
 from interp_fr.data import dat_files, mat_files
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, SHARED_DIR
 
 
 def reference_polygon(corners, tvm, template, landmarks, row_off, col_off):
@@ -140,8 +140,7 @@ def test_gen_syn_occl_command(tmp_path, real_aux):
     aux.mkdir()
     import shutil
     for name in ("tVM.mat", "landmark68_7.mat"):
-        shutil.copy(os.path.join(os.path.dirname(REPO_ROOT), "shared", "interp_fr_aux",
-                                 name), aux / name)
+        shutil.copy(os.path.join(SHARED_DIR, "interp_fr_aux", name), aux / name)
     mat_files.write_landmarks(aux / "landmarks68_IJBA.mat",
                               np.repeat(tmpl[None].astype(np.float64) + 7, 3, 0))
     out = tmp_path / "occl"

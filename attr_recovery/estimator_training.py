@@ -36,7 +36,6 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging as absl_logging
 
 from attr_recovery import attribute_data, face_geometry
 from attr_recovery.attribute_reader import AttributeReader
@@ -259,14 +258,8 @@ class EstimatorTrainer:
 
     def save(self):
         """Writes a checkpoint (the index file is replaced last, atomically)."""
-        # TF's saver logs bookkeeping through absl as well as its own logger.
-        verbosity = absl_logging.get_verbosity()
-        absl_logging.set_verbosity(absl_logging.WARNING)
-        try:
-            with tf_logging.quiet():
-                return self.manager.save(checkpoint_number=int(self.step.numpy()))
-        finally:
-            absl_logging.set_verbosity(verbosity)
+        with tf_logging.quiet():
+            return self.manager.save(checkpoint_number=int(self.step.numpy()))
 
     # -- training ----------------------------------------------------------
     def _make_step(self):

@@ -42,6 +42,7 @@ from attr_recovery.recognition import as_recognition_model, load_recognition_mod
 from attr_recovery.stylegan2 import Generator
 from attr_recovery.upfirdn import Downsample
 from interp_fr import progress as progress_lib
+from interp_fr import tf_logging
 from interp_fr.atomic_io import atomic_save_text
 from interp_fr.data import dat_files, pipeline
 from interp_fr.training import write_scalar
@@ -406,7 +407,8 @@ class DecoderTrainer:
 
     def save(self):
         """Writes a checkpoint numbered by the step (the index file is replaced last)."""
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        with tf_logging.quiet():
+            return self.manager.save(checkpoint_number=int(self.step.numpy()))
 
     # -- data --------------------------------------------------------------
     def _build_cache(self):

@@ -38,29 +38,10 @@ from interp_fr import extraction, features  # noqa: E402
 from interp_fr.data import dat_files  # noqa: E402
 from interp_fr.model import InterpFRNet  # noqa: E402
 from interp_fr.tools.freeze import frozen_graph  # noqa: E402
-
-
-def realistic_weights(model, seed):
-    """Weights whose activations stay O(1), as in a trained model.
-
-    The 0.02-stddev initialisation with moving statistics 0/1 shrinks
-    activations about 4x per layer (k4_2 ends near 1e-8); there the ELU's
-    exp(x) - 1 is rounding noise of 6e-8 and any two implementations
-    (Keras vs a constant-folded frozen graph) disagree.  He-scaled weights
-    and random batch-norm statistics avoid that regime.
-    """
-    rng = np.random.default_rng(seed)
-    for name, var in model.tf1_variable_map().items():
-        shape = tuple(var.shape)
-        if name.endswith("moving_variance"):
-            value = rng.uniform(0.5, 2.0, shape)
-        elif name.endswith(("moving_mean", "beta", "biases", "bias")):
-            value = rng.normal(0.0, 0.2, shape)
-        elif name.endswith("gamma"):
-            value = rng.uniform(0.7, 1.3, shape)
-        else:
-            value = rng.normal(0.0, 1.0 / np.sqrt(np.prod(shape[:-1])), shape)
-        var.assign(value.astype(np.float32))
+# Weights whose activations stay O(1), as in a trained model: with the
+# 0.02 initialisation activations shrink to ~1e-8 by k4_2, where any two
+# implementations differ by rounding noise.
+from tests.extract_helpers import randomise  # noqa: E402
 
 
 class OriginalLoop:
@@ -142,7 +123,7 @@ def main():
                 0, 256, (args.images, 96, 96, 3), dtype=np.uint8))
         model = InterpFRNet(df_dim=args.df_dim, gfc_dim=args.gfc_dim,
                             dfc_dim=args.dfc_dim, n_subjects=10)
-        realistic_weights(model, args.seed)
+        randomise(model, args.seed)
         fixed_pb = os.path.join(tmp, "pretrained_model.pb")
         frozen_graph.freeze_model(model, fixed_pb, fixed_batch=1)
         dynamic_pb = os.path.join(tmp, "dynamic.pb")

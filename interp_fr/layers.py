@@ -193,7 +193,10 @@ class TF1BatchNorm(keras.layers.Layer):
 
     def _normalize(self, x, mean, variance, eps):
         # Same association as the fused CPU kernel: (x - mean) * scale + beta.
-        scale = tf.math.rsqrt(variance + eps) * self.gamma
+        # Statistics and scale in float32 (casts are no-ops unless the layer
+        # computes in float16 under mixed precision).
+        scale = (tf.math.rsqrt(tf.cast(variance, tf.float32) + eps)
+                 * tf.cast(self.gamma, tf.float32))
         return ((x - tf.cast(mean, x.dtype)) * tf.cast(scale, x.dtype)
                 + self.beta)
 

@@ -183,6 +183,15 @@ def test_mixed_precision_computes_in_float16_with_loss_scaling(world, tmp_path):
         assert np.isfinite(first_half[name]), name
         np.testing.assert_allclose(first_half[name], first_full[name], rtol=2e-2,
                                    err_msg=name)
+    # Inference (moving statistics) runs in float16 too and agrees to ~1e-3.
+    images = np.random.default_rng(3).uniform(-1, 1, (4, 96, 96, 3)).astype(np.float32)
+    for v_half, v_full in zip(half.model.weights, full.model.weights):
+        v_full.assign(v_half.numpy())
+    inferred = half.model(images, training=False)["feature"]
+    assert inferred.dtype == tf.float16
+    np.testing.assert_allclose(inferred.numpy().astype(np.float32),
+                               full.model(images, training=False)["feature"].numpy(),
+                               rtol=0, atol=2e-2)
     moving = half.model.tf1_variable_map()["d_k5_new/moving_variance"].numpy()
     assert moving.dtype == np.float32 and not np.allclose(moving, 1.0)
     # The loss scale is part of the resume state.

@@ -120,8 +120,10 @@ def stage_train(ctx):
 def stage_extract(ctx):
     """IJB-A-format features and feature maps of the synthetic test images."""
     test = dat_files.open_ijba_images(ctx.values["data_dir"])
-    result = features.extract_features(features.keras_forward(ctx.values["model"]),
-                                       test, batch_size=64, num_maps=200)
+    # One traced forward for this stage and the analyses (a new tf.function per
+    # analysis would retrace the same model each time).
+    forward = ctx.values["forward"] = features.keras_forward(ctx.values["model"])
+    result = features.extract_features(forward, test, batch_size=64, num_maps=200)
     path = ctx.path("IJBA_features_iter_0.txt")
     features.save_feature_text(path, result.features)
     features.save_feature_text(ctx.path("IJBA_feature_maps_ours.txt"),
@@ -174,7 +176,7 @@ def stage_evaluate(ctx):
 
 def stage_interpretability(ctx):
     """Peak locations and spreadness, filter heat maps, feature change under occlusion."""
-    model, world = ctx.values["model"], ctx.values["world_dir"]
+    model, world = ctx.values["forward"], ctx.values["world_dir"]
     out = ctx.path("interpretability")
     os.makedirs(out, exist_ok=True)
     peaks = peak_locations.peak_location_figure_for_model(

@@ -145,6 +145,17 @@ def pair_json(result):
     return json_safe({k: v for k, v in result.items() if k != "images"})
 
 
+def _pair_similarities(z, subjects):
+    """Cosine similarity and same-subject flag of every unordered pair i < j.
+
+    Returns (s [P], same bool [P], (i [P], j [P])) with P = N (N - 1) / 2.
+    """
+    z = normalise(z)
+    subjects = np.asarray(subjects)
+    iu = np.triu_indices(len(z), 1)
+    return (z @ z.T)[iu], (subjects[:, None] == subjects[None])[iu], iu
+
+
 def eer_threshold(z, subjects):
     """Cosine threshold at the equal error rate of all image pairs of a set.
 
@@ -153,12 +164,7 @@ def eer_threshold(z, subjects):
     Returns: threshold (float), or the median similarity when there are no
       genuine or no impostor pairs.
     """
-    z = normalise(z)
-    subjects = np.asarray(subjects)
-    sim = z @ z.T
-    iu = np.triu_indices(len(z), 1)
-    s = sim[iu]
-    same = (subjects[:, None] == subjects[None])[iu]
+    s, same, _ = _pair_similarities(z, subjects)
     if not same.any() or same.all():
         return float(np.median(s))
     cands = np.unique(s)
@@ -178,12 +184,7 @@ def pick_pair(z, subjects, threshold):
     the median false accept, else the genuine pair with the smallest margin.
     Returns (i, j, reason).
     """
-    z = normalise(z)
-    subjects = np.asarray(subjects)
-    sim = z @ z.T
-    iu = np.triu_indices(len(z), 1)
-    s = sim[iu]
-    same = (subjects[:, None] == subjects[None])[iu]
+    s, same, iu = _pair_similarities(z, subjects)
     for mask, reason in ((same & (s < threshold), "median false reject"),
                          (~same & (s >= threshold), "median false accept")):
         cand = np.nonzero(mask)[0]

@@ -251,14 +251,20 @@ def build_decoder(description):
     return FeatureDecoder(transformer, generator)
 
 
-def read_description(folder):
-    """The ``decoder.json`` of a trained-decoder folder (dict)."""
-    path = os.path.join(folder, CONFIG_FILE)
+def read_folder_json(folder, file_name, written_by):
+    """The JSON description ``file_name`` of a trainer's output folder (dict);
+    a missing file names the folder and the command that writes it."""
+    path = os.path.join(folder, file_name)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{folder}: no {CONFIG_FILE}; not a folder written by "
-                                "attr-recovery-train")
+        raise FileNotFoundError(f"{folder}: no {file_name}; not a folder written by "
+                                f"{written_by}")
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def read_description(folder):
+    """The ``decoder.json`` of a trained-decoder folder (dict)."""
+    return read_folder_json(folder, CONFIG_FILE, "attr-recovery-train")
 
 
 def load_trained_decoder(folder):

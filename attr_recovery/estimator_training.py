@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from attr_recovery import attribute_data, face_geometry
 from attr_recovery.attribute_reader import AttributeReader
+from attr_recovery.decoder import read_folder_json
 from attr_recovery.attributes import CLASSIFICATION, REGRESSION, head_set, spec_from_json
 from attr_recovery.estimators import (AttributeEstimator, LandmarkEstimator, head_losses)
 from interp_fr import tf_logging
@@ -349,12 +350,7 @@ class EstimatorTrainer:
 
 def read_description(folder):
     """``estimators.json`` of a trainer folder (dict)."""
-    path = os.path.join(folder, CONFIG_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{folder}: no {CONFIG_FILE}; not a folder written by "
-                                "attr-recovery-train-estimators")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_folder_json(folder, CONFIG_FILE, "attr-recovery-train-estimators")
 
 
 def load_reader(folder, batch_size=128):

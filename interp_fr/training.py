@@ -70,6 +70,12 @@ class TrainConfig:
     epochs: int = 1000
     learning_rate: float = 0.0002
     beta1: float = 0.5
+    # "constant" is the original's; "cosine" warms up linearly over
+    # warmup_steps, then decays to lr_final_fraction * learning_rate at the
+    # last step (a recipe choice of the main job and the experiments).
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    lr_final_fraction: float = 0.01
     train_size: int = 1000000
     max_steps: int = None
     seed: int = 0
@@ -105,6 +111,31 @@ class TrainConfig:
     @property
     def model_dir(self):
         return os.path.join(self.checkpoint_dir, self.model_dir_name)
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate_schedule(config, total_steps):
+    """The learning rate for Adam: a float, or a schedule of the optimizer step.
+
+    The schedule counts the optimizer's own iterations, which the resume
+    checkpoint restores, so a resumed run continues on the same curve.
+    """
+    c = config
+    if c.lr_schedule == "constant":
+        return c.learning_rate
+    if c.lr_schedule != "cosine":
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got "
+                         f"{c.lr_schedule!r}")
+    warmup = min(int(c.warmup_steps), max(0, total_steps - 1))
+    if warmup:
+        return keras.optimizers.schedules.CosineDecay(
+            c.learning_rate * 1e-2, max(1, total_steps - warmup),
+            alpha=c.lr_final_fraction, warmup_target=c.learning_rate,
+            warmup_steps=warmup)
+    return keras.optimizers.schedules.CosineDecay(
+        c.learning_rate, max(1, total_steps), alpha=c.lr_final_fraction)
 
 
 def make_strategy(devices=(), multi_worker=False):
@@ -199,7 +230,8 @@ class Trainer:
                                      variant=c.variant,
                                      dropout_keep_prob=c.dropout_keep_prob)
             self.model.build((None, 96, 96, 3))
-            self.optimizer = keras.optimizers.Adam(c.learning_rate, beta_1=c.beta1)
+            self.optimizer = keras.optimizers.Adam(
+                learning_rate_schedule(c, self.total_steps), beta_1=c.beta1)
             if c.mixed_precision:
                 # float16 gradients underflow without it; a step whose scaled
                 # gradients overflow is skipped and the scale halved.

@@ -29,12 +29,35 @@ def _loaded_model(path):
     return model
 
 
+def assert_peak_maps_match(masked, expected, unmasked, tol=TOL):
+    """Masked maps equal to ``tol``, except where the peak mask's choice was a
+    near-tie: two kernels' last-bit differences can swap a value lying within
+    ``tol`` of the channel's threshold (the 24th largest |k5|) with another
+    one (seen on an AVX-512 CPU, values 0.0646039 vs 0.0646039). Every
+    mismatch must be such a swap, and there must be few of them.
+
+    Args:
+        masked, expected: peak-masked maps [B, H, W, C] (ours, reference).
+        unmasked: our k5 before masking, [B, H, W, C].
+    """
+    masked, expected = np.asarray(masked), np.asarray(expected)
+    magnitude = np.abs(np.asarray(unmasked))
+    b, h, w, c = magnitude.shape
+    flat = magnitude.reshape(b, h * w, c)
+    kth = -np.sort(-flat, axis=1)[:, h - 1]                       # [B, C]
+    near_threshold = np.abs(magnitude - kth[:, None, None, :]) <= tol
+    mismatch = np.abs(masked - expected) > tol
+    assert not (mismatch & ~near_threshold).any(), \
+        "peak maps differ away from the masking threshold"
+    assert mismatch.mean() < 1e-3, mismatch.sum()
+
+
 def test_sampler_parity_per_image(reference):
     model = _loaded_model(reference.ckpt_dir)
     for image, feature, k5 in reference.sampler:
         out = model(image, training=False)
         np.testing.assert_allclose(out["feature"], feature, rtol=0, atol=TOL)
-        np.testing.assert_allclose(out["feature_map"], k5, rtol=0, atol=TOL)
+        assert_peak_maps_match(out["feature_map"], k5, out["k5"])
         # Peak mask keeps at most k - 1 = 23 of the 576 positions.
         survivors = np.count_nonzero(out["feature_map"].numpy(), axis=(1, 2))
         assert survivors.max() <= 23 and survivors.min() >= 1
@@ -102,26 +125,35 @@ def test_gradient_parity(reference):
 
 
 def test_peak_mask_ties_parity(reference):
-    """Ties rule: threshold = 24th largest |k5| per channel; only strictly
-    greater positions survive, so ties at the 24th place leave fewer than 23
-    and a channel whose top 24+ values tie becomes all zero."""
+    """Ties rule at model level: threshold = 24th largest |k5| per channel; only
+    strictly greater positions survive.
+
+    The tie input (a constant image, a k5 kernel that reads only k2_2) makes
+    k5 constant over the positions whose receptive field misses the padding,
+    but only up to the last bits: the CPU's convolution kernels may sum
+    different positions in a different order (AVX-512 and AVX2 kernels do), so
+    a tie in one implementation can be a 1e-9 difference in the other. Hence:
+    channel 0 (zero kernel, an exact constant on every CPU) must be all zero in
+    both; every other channel must either match the reference or hold a
+    near-tie at its threshold. The exact ties rule itself is checked on
+    constructed tensors in test_model.py::test_peak_mask_rule_with_ties.
+    """
     model = _loaded_model(reference.tie_dir)
     feature, k5 = reference.tie_sampler
     out = model(reference.tie_image, training=False)
-    np.testing.assert_allclose(out["feature"], feature, rtol=0, atol=TOL)
-    np.testing.assert_allclose(out["feature_map"], k5, rtol=0, atol=TOL)
+    assert_peak_maps_match(out["feature_map"], k5, out["k5"], tol=1e-6)
 
     magnitude = np.abs(out["k5"].numpy()).reshape(576, -1)
     kth = -np.sort(-magnitude, axis=0)[23]
-    ties_at_kth = (magnitude == kth).sum(axis=0)
+    near_tie = (np.abs(magnitude - kth) <= 1e-6).sum(axis=0) > 1
+    feature_ok = np.abs(out["feature"].numpy() - feature)[0] <= TOL
+    assert (feature_ok | near_tie).all(), np.nonzero(~(feature_ok | near_tie))
+    assert near_tie[1:].any(), "the tie input no longer produces (near-)ties"
     survivors = np.count_nonzero(out["feature_map"].numpy().reshape(576, -1),
                                  axis=0)
     np.testing.assert_array_equal(survivors, (magnitude > kth).sum(axis=0))
-    assert ties_at_kth[0] == 576 and survivors[0] == 0
-    reduced = survivors[1:] < 23
-    assert reduced.any(), "the tie input no longer produces ties"
-    # Fewer than 23 survivors happen only through ties at the 24th value.
-    assert (ties_at_kth[1:][reduced] > 1).all()
+    assert (magnitude[:, 0] == kth[0]).all() and survivors[0] == 0
+    assert feature_ok[0] and feature[0, 0] == 0
     # An all-zero masked channel makes the faithful SAD NaN; epsilon avoids it.
     fmap = out["feature_map"]
     assert bool(losses.zero_channels(fmap)[0, 0])

@@ -48,6 +48,9 @@ setup(
     python_requires=">=3.10",
     packages=list(PACKAGE_DIR),
     package_dir=PACKAGE_DIR,
+    # Reference weights of our own models (interp_fr/reference_models.py).
+    package_data={"interp_fr": ["reference_weights/*.weights.h5",
+                                "reference_weights/*.json"]},
     install_requires=[
         "tensorflow>=2.16,<3",
         "numpy",

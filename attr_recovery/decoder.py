@@ -158,7 +158,15 @@ class FeatureDecoder:
                              f"[{generator.n_latent}, {generator.style_dim}]")
         self.transformer = transformer
         self.generator = generator
-        self._decode_fn = tf.function(self._decode, reduce_retracing=True)
+        # One trace for every call: the batch of z and of each noise map (N
+        # for per-image noise, 1 for the stored or zero buffers) is left open.
+        # Without the signature, each new combination of batch sizes retraced.
+        g = generator
+        signature = [tf.TensorSpec([None, transformer.feature_dim], tf.float32),
+                     [tf.TensorSpec([None, g.noise_resolution(i),
+                                     g.noise_resolution(i), 1], tf.float32)
+                      for i in range(g.num_layers)]]
+        self._decode_fn = tf.function(self._decode, input_signature=signature)
 
     @property
     def feature_dim(self):
@@ -214,6 +222,7 @@ class FeatureDecoder:
                      for i in range(g.num_layers)]
         else:
             raise ValueError(f"unknown noise_mode {noise_mode!r}")
+        noise = [tf.cast(n, tf.float32) for n in noise]
         return np.asarray(self._decode_fn(tf.constant(z), noise))
 
     def decode_batched(self, z, batch_size=32, seed=None, image_ids=None,

@@ -18,6 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.report import add_json_flag, write_json  # noqa: E402
 from interp_fr.data import dat_files, pipeline  # noqa: E402
 
 
@@ -30,6 +31,7 @@ def main():
     parser.add_argument("--gigabytes", type=float, default=4.0)
     parser.add_argument("--path", default=None)
     parser.add_argument("--batch_size", type=int, default=64)
+    add_json_flag(parser)
     args = parser.parse_args()
     per_image = 110 * 110 * 3
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,6 +56,11 @@ def main():
     print(f"streamed {n} images in {seconds:.1f} s: {n / seconds:.0f} images/s")
     print(f"peak RSS: {peak_rss_mb():.0f} MB (after imports: {rss_before:.0f} MB); "
           f"limit 1536 MB: {'OK' if peak_rss_mb() < 1536 else 'EXCEEDED'}")
+    write_json(args.json, {
+        "benchmark": "data pipeline memory", "images": n,
+        "gigabytes": len(dat) * per_image / 1e9, "images_per_s": n / seconds,
+        "peak_rss_mb": peak_rss_mb(), "rss_after_imports_mb": rss_before,
+        "limit_mb": 1536})
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from bench.flops import conv_flops_per_image  # noqa: E402
+from bench.report import add_json_flag, write_json  # noqa: E402
 from interp_fr import extraction, features  # noqa: E402
 from interp_fr.data import dat_files  # noqa: E402
 from interp_fr.model import InterpFRNet  # noqa: E402
@@ -113,6 +114,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3,
                         help="interleaved timing repeats (medians reported)")
     parser.add_argument("--seed", type=int, default=0)
+    add_json_flag(parser)
     args = parser.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -169,6 +171,19 @@ def main():
               f"convolutions ({gflop:.2f} GFLOP per image, computed by every path) "
               f"at a larger batch; a 10x ratio would need ours at "
               f"{10 * gflop * rate['original']:.0f} GFLOP/s.")
+        write_json(args.json, {
+            "benchmark": "extraction", "precision": "float32",
+            "size": {"images": args.images, "batch_size": args.batch_size,
+                     "df_dim": args.df_dim, "gfc_dim": args.gfc_dim,
+                     "dfc_dim": args.dfc_dim},
+            "gflop_per_image": gflop,
+            "paths": {name: {"images_per_s": r, "gflop_per_s": gflop * r,
+                             "max_abs_feature_difference": diffs.get(name, 0.0)}
+                      for name, r in rate.items()},
+            "ratio_to_baseline": {name: rate[name] / rate["original"]
+                                  for name, _ in runs},
+            "baseline": "the original's batch-1 session.run loop on its frozen graph",
+            "per_call_overhead_s": overhead})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.flops import conv_flops_per_image  # noqa: E402
+from bench.report import add_json_flag, write_json  # noqa: E402
 from interp_fr import losses  # noqa: E402
 from interp_fr.model import InterpFRNet  # noqa: E402
 from tests import tf1_reference  # noqa: E402
@@ -75,6 +76,7 @@ def main():
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--n_subjects", type=int, default=10575)
     p.add_argument("--steps", type=int, default=3)
+    add_json_flag(p)
     a = p.parse_args()
     keep = round(a.dim * losses.DEFAULT_NUM_KEEP / 320)
     rng = np.random.default_rng(0)
@@ -129,6 +131,15 @@ def main():
           f"most any loss formulation could gain here; the losses take "
           f"{100 * (1 - secs['trunk'] / secs['ours']):.0f} % of our step and "
           f"{100 * (1 - secs['trunk'] / secs['original']):.0f} % of the original's")
+    write_json(a.json, {
+        "benchmark": "training step", "precision": "float32",
+        "size": {"df_dim": a.df_dim, "dim": a.dim, "batch_size": a.batch_size},
+        "gflop_per_step": gflop,
+        "paths": {name: {"images_per_s": a.batch_size / t, "seconds_per_step": t,
+                         "gflop_per_s": gflop / t} for name, t in secs.items()},
+        "ratio_to_baseline": secs["original"] / secs["ours"],
+        "baseline": "the original's tf.compat.v1 training graph",
+        "same_step_loss_difference": abs(theirs - mine)})
 
 
 if __name__ == "__main__":

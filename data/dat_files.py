@@ -113,10 +113,12 @@ class DatImages:
         state["_fd"] = None
         return state
 
-    def __del__(self):
-        if getattr(self, "_fd", None) is not None and self._fd[0] == os.getpid():
+    def __del__(self, _getpid=os.getpid, _close=os.close):
+        # os is bound at definition: at interpreter exit the module's globals
+        # may already be cleared when the last instance is collected.
+        if getattr(self, "_fd", None) is not None and self._fd[0] == _getpid():
             try:
-                os.close(self._fd[1])
+                _close(self._fd[1])
             except OSError:
                 pass
 

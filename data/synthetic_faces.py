@@ -2,7 +2,7 @@
 
 Each identity has a stable face: a 3-D landmark shape (jaw width, face length,
 eye spacing and size, nose, mouth), colours (skin, hair, eyes, lips, brows), a
-hair line, facial hair and a mole. Each image of it varies in pose (yaw, pitch,
+hair line, facial hair, a mole and age lines on the forehead. Each image of it varies in pose (yaw, pitch,
 roll), scale and position, expression (smile, open mouth, raised brows),
 lighting, background, blur and noise, and may carry an occluder (sunglasses or a
 scarf). The 68 landmarks follow the usual iBUG-68 order and are returned exactly
@@ -103,42 +103,55 @@ SHAPE_PARAM_NAMES = ("jaw_width", "face_length", "eye_spacing", "eye_size",
                      "nose_length", "mouth_width")
 
 
+HAIR_PALETTE = np.array([[0.08, 0.06, 0.05], [0.35, 0.22, 0.1], [0.6, 0.22, 0.08],
+                         [0.85, 0.7, 0.4], [0.55, 0.5, 0.45]])
+IRIS_PALETTE = np.array([[0.15, 0.1, 0.05], [0.35, 0.25, 0.12], [0.3, 0.55, 0.3],
+                         [0.25, 0.45, 0.75]])
+
+
+def _palette(colours, t):
+    """The colour at ``t`` in [0, 1] along a piecewise-linear palette [K, 3]."""
+    x = t * (len(colours) - 1)
+    i = min(int(x), len(colours) - 2)
+    return colours[i] + (x - i) * (colours[i + 1] - colours[i])
+
+
 def sample_identity(rng):
     """Draws one identity from ``rng`` (a numpy Generator)."""
     pts = frontal_landmarks_2d()
     gender = int(rng.integers(0, 2))
-    p = rng.normal(0.0, 1.0, size=6)
+    # Clipped so that no face leaves the drawable range at +-2.5 sigma; the
+    # effect sizes are chosen to be visible at 96 px (a few pixels a sigma).
+    p = np.clip(rng.normal(0.0, 1.0, size=6), -2.5, 2.5)
     jaw, length, spacing, eye, nose, mouth = p
-    jaw += 0.6 * (gender - 0.5)
+    jaw = jaw + 0.6 * (gender - 0.5)
     shape = pts.copy()
     cx = 48.0
-    shape[0:17, 0] = cx + (shape[0:17, 0] - cx) * (1 + 0.06 * jaw)
-    shape[0:17, 1] = 47 + (shape[0:17, 1] - 47) * (1 + 0.05 * length)
-    shape[48:68, 1] += 1.5 * length
+    shape[0:17, 0] = cx + (shape[0:17, 0] - cx) * (1 + 0.09 * jaw)
+    shape[0:17, 1] = 47 + (shape[0:17, 1] - 47) * (1 + 0.07 * length)
+    shape[48:68, 1] += 2.5 * length
     for start, sign in ((36, -1), (42, 1)):
         sl = slice(start, start + 6)
         c = shape[sl].mean(0)
-        shape[sl] = c + (shape[sl] - c) * (1 + 0.12 * eye)
-        shape[sl, 0] += sign * 1.8 * spacing
-    shape[17:22, 0] -= 1.2 * spacing
-    shape[22:27, 0] += 1.2 * spacing
-    shape[28:36, 1] += 1.8 * nose * np.linspace(0.3, 1, 8)
-    shape[31:36, 0] = cx + (shape[31:36, 0] - cx) * (1 + 0.08 * nose)
-    shape[48:68, 0] = cx + (shape[48:68, 0] - cx) * (1 + 0.1 * mouth)
+        shape[sl] = c + (shape[sl] - c) * (1 + 0.18 * eye)
+        shape[sl, 0] += sign * 2.6 * spacing
+    shape[17:22, 0] -= 1.8 * spacing
+    shape[22:27, 0] += 1.8 * spacing
+    shape[28:36, 1] += 2.8 * nose * np.linspace(0.3, 1, 8)
+    shape[31:36, 0] = cx + (shape[31:36, 0] - cx) * (1 + 0.12 * nose)
+    shape[48:68, 0] = cx + (shape[48:68, 0] - cx) * (1 + 0.16 * mouth)
     shape3d = np.concatenate([shape, frontal_depth(shape)[:, None]], axis=1)
 
     lightness = rng.uniform(0.25, 0.95)
     skin_tone = int(np.clip(6 - int(lightness * 6.4), 1, 6))
     skin = np.clip(np.array([0.95, 0.72, 0.58]) * lightness
-                   + rng.normal(0, 0.04, 3) + 0.05, 0, 1)
+                   + rng.normal(0, 0.06, 3) + 0.05, 0, 1)
     age = int(rng.integers(1, 6))
-    hair = np.clip(rng.choice([[0.1, 0.07, 0.05], [0.35, 0.22, 0.1],
-                               [0.75, 0.6, 0.3], [0.55, 0.15, 0.08],
-                               [0.2, 0.2, 0.22]]) + rng.normal(0, 0.05, 3), 0, 1)
+    # Hair and iris colours are drawn along a palette (continuous, so that no
+    # two subjects need share one), then greyed with age.
+    hair = np.clip(_palette(HAIR_PALETTE, rng.random()) + rng.normal(0, 0.06, 3), 0, 1)
     hair = hair + (age - 1) / 4.0 * 0.5 * (0.8 - hair)  # greying
-    iris = np.clip(rng.choice([[0.25, 0.45, 0.75], [0.35, 0.25, 0.12],
-                               [0.3, 0.55, 0.3], [0.15, 0.1, 0.05]])
-                   + rng.normal(0, 0.05, 3), 0, 1)
+    iris = np.clip(_palette(IRIS_PALETTE, rng.random()) + rng.normal(0, 0.06, 3), 0, 1)
     lips = np.clip(skin * np.array([1.0, 0.6, 0.6]) + rng.normal(0, 0.05, 3), 0, 1)
     brow = np.clip(hair * 0.7 + rng.normal(0, 0.03, 3), 0, 1)
     facial_hair = int(gender == 1 and rng.random() < 0.5)
@@ -182,7 +195,7 @@ def sample_image_params(rng, max_yaw=35.0, occlusion_rate=0.0):
         brow_raise=float(rng.beta(1.0, 3.0)),
         light_angle=float(rng.uniform(0, 2 * np.pi)),
         light_strength=float(rng.uniform(0.0, 0.35)),
-        background=rng.uniform(0.05, 0.95, (2, 3)), blur=float(rng.uniform(0, 0.8)),
+        background=rng.uniform(0.2, 0.8, (2, 3)), blur=float(rng.uniform(0, 0.8)),
         noise=float(rng.uniform(0.005, 0.03)), occluder=occluder)
 
 
@@ -220,6 +233,29 @@ def project_landmarks(identity, params, image_size, face_offset):
     rotated = (s - centre) @ _rotation(params.yaw, params.pitch, params.roll).T
     xy = rotated[:, :2] * params.scale + centre[:2] + params.shift + face_offset
     return xy
+
+
+def keep_inside(identity, params, image_size, face_offset, margin=1.0):
+    """``params`` with the shift (and, if need be, the scale) changed just enough
+    that every landmark lies at least ``margin`` px inside the image.
+
+    A long face pitched down with an open mouth at the largest scale can
+    otherwise put the chin outside the frame, where no landmark file can
+    hold it.
+    """
+    lm = project_landmarks(identity, params, image_size, face_offset)
+    lo, hi = lm.min(axis=0), lm.max(axis=0)
+    room = (image_size - 1 - margin) - margin
+    extent = (hi - lo).max()
+    if extent > room:
+        params = dataclasses.replace(params, scale=params.scale * room / extent)
+        lm = project_landmarks(identity, params, image_size, face_offset)
+        lo, hi = lm.min(axis=0), lm.max(axis=0)
+    move = (np.maximum(0.0, margin - lo)
+            - np.maximum(0.0, hi - (image_size - 1 - margin)))
+    if move.any():
+        params = dataclasses.replace(params, shift=params.shift + move)
+    return params
 
 
 def _poly(draw, pts, fill, k):
@@ -264,6 +300,13 @@ def render_face(identity, params, image_size, face_offset, rng):
     _poly(draw, centre + (head - centre) * np.array([hair_grow, 1.1]),
           _colour(identity.hair), k)
     _poly(draw, head, _colour(identity.skin), k)
+    # Age lines: one forehead wrinkle per age group above 2 (drawn before the
+    # hair line, which covers any that reach it).
+    for j in range(max(0, identity.age - 2)):
+        line = brows[2:8] + np.array([0.0, -(identity.brow_thickness + 3.0 + 2.5 * j)]) \
+            * params.scale
+        draw.line([(float(x) * k, float(y) * k) for x, y in line],
+                  fill=_colour(identity.skin * 0.72), width=max(1, int(0.8 * k)))
     # Hair line over the top of the forehead.
     fringe_low = top + np.array([0.0, -identity.hairline]) * params.scale
     _poly(draw, np.concatenate([forehead, fringe_low[::-1]]), _colour(identity.hair), k)
@@ -317,9 +360,11 @@ def render_face(identity, params, image_size, face_offset, rng):
         scarf = np.concatenate([lm[1:16], lm[[30]] + np.array([0, 2.0])])
         _poly(draw, scarf, _colour(1 - identity.skin * 0.6), k)
 
-    if params.blur > 0.05:
-        img = img.filter(ImageFilter.GaussianBlur(params.blur * k))
     img = img.resize((image_size, image_size), Image.BOX)
+    # Blurred after the box filter: the same radius in output pixels costs a
+    # ninth of blurring the supersampled canvas.
+    if params.blur > 0.05:
+        img = img.filter(ImageFilter.GaussianBlur(params.blur))
     out = np.asarray(img, np.float64) / 255.0
     # Directional light: a linear brightness ramp across the image.
     yy, xx = np.mgrid[0:image_size, 0:image_size] / image_size - 0.5
@@ -368,7 +413,9 @@ def render_faces(identities, subject_of_image, image_size, face_offset, seed,
     attrs = {}
     for i, sid in enumerate(subject_of_image):
         rng = np.random.default_rng((seed, i))
-        params = sample_image_params(rng, max_yaw, occlusion_rate)
+        params = keep_inside(identities[sid],
+                             sample_image_params(rng, max_yaw, occlusion_rate),
+                             image_size, face_offset)
         images[i], lm = render_face(identities[sid], params, image_size,
                                     face_offset, rng)
         landmarks[i] = np.concatenate([lm, frame]).T

@@ -1,5 +1,5 @@
 """Feature change under occlusion (the original's test_feat_diff_* methods of
-model_pretrain_CASIA.py, and the occluded-face verification).
+model_pretrain_CASIA.py).
 
 * Synthetic blocks: each of six 32 x 12 blocks (forehead, left eye, mouth,
   nose, right cheek, right eye) is set to -1 in every image (rows y..y+11,
@@ -13,9 +13,8 @@ model_pretrain_CASIA.py, and the occluded-face verification).
 * Block to filter: the dimensions a block changes most are compared with the
   filters' average peak locations (`eval.peak_locations`): where are the most
   changed dimensions' filters on the face, and do they fall in the block?
-* Verification on occluded faces: IJB-A all / occluded subset
-  (`evaluate_ijba(subset="occluded")`) and on synthetic-occluded copies of
-  every image (the gen_syn_occl procedure).
+* Verification on occluded faces (the occluded subset and synthetically
+  occluded copies): `interp_fr.eval.recognition_report`.
 
 Design notes and deviations: notes/interpretability.md.
 """
@@ -328,82 +327,6 @@ def plot_occlusion_changes(changes, out_png, background=None, locations=None,
     return interp_common.save_figure(fig, out_png)
 
 
-# ------------------------------------------------------ occluded verification
-
-
-def _verification_summary(res):
-    out = {}
-    if "verify" in res:
-        m, s = res["verify"]["mean"], res["verify"]["std"]
-        for t in ("0.01", "0.001"):
-            out[f"tar_at_far_{t}"] = m[f"tar_at_far_{t}"]
-            out[f"tar_at_far_{t}_std"] = s[f"tar_at_far_{t}"]
-    if "search" in res:
-        m, s = res["search"]["mean"], res["search"]["std"]
-        for r in ("rank1", "rank5"):
-            out[r] = m[r]
-            out[f"{r}_std"] = s[r]
-    return out
-
-
-def occluded_verification(model, world_dir, out_dir=None, seed=0, landmark_offset=0.0,
-                          batch_size=64, splits=None, task="both"):
-    """IJB-A verification / identification on clean, naturally occluded and
-    synthetically occluded faces.
-
-    * "all": every image (`evaluate_ijba`, subset "all");
-    * "occluded_subset": the subset evaluation (images with all three
-      visibility flags 1 left out);
-    * "synthetic_occluded": every image replaced by its gen_syn_occl copy (one
-      landmark-mapped 32 x 12 rectangle per image, seeded), subset "all".
-
-    Args:
-        model: an `InterpFRNet` or forward callable.
-        world_dir: a synthetic world (or the same layout with real files).
-        out_dir: where the occluded ``.dat`` goes (a temporary folder if None).
-        landmark_offset: subtracted from mapped points, 0 for the synthetic
-            world's 96 px landmarks (7 for the original's IJB-A landmarks).
-        splits: protocol splits (default all ten).
-
-    Returns:
-        dict setting -> summary (TAR@FAR 0.01 / 0.001 mean and std, rank-1 /
-        rank-5 mean and std), plus "results" with the full `evaluate_ijba` dicts.
-    """
-    from interp_fr import occlusion
-    from interp_fr.atomic_io import atomic_write
-    from interp_fr.data import dat_files, mat_files
-    from interp_fr.eval import ijba
-    from interp_fr.features import extract_features
-    paths = interp_common.WorldPaths(world_dir)
-    forward = interp_common.make_forward(model)
-    images = dat_files.DatImages(paths.ijba_images, FACE_SIZE)
-    clean = extract_features(forward, images, batch_size).features
-    results = {}
-    for subset in ("all", "occluded"):
-        results["all" if subset == "all" else "occluded_subset"] = ijba.evaluate_ijba(
-            clean, paths.dataset_mat, paths.protocol_dir, task, subset, splits,
-            open_set=False)
-    landmarks = mat_files.read_landmarks(paths.ijba_landmarks, expected_count=len(images))
-    synth = occlusion.OcclusionSynthesizer.from_files(paths.triangulation,
-                                                      paths.frontal_template)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = out_dir or tmp
-        os.makedirs(folder, exist_ok=True)
-        occl_path = os.path.join(folder, "IJBA_recrop_images_96_96_test_occl.dat")
-        with atomic_write(occl_path, "wb") as f:
-            for _, batch in occlusion.occlude_dataset(images, landmarks, synth,
-                                                      landmark_offset, seed):
-                f.write(batch.tobytes())
-        occl = extract_features(forward, dat_files.DatImages(occl_path, FACE_SIZE),
-                                batch_size).features
-    results["synthetic_occluded"] = ijba.evaluate_ijba(
-        occl, paths.dataset_mat, paths.protocol_dir, task, "all", splits,
-        open_set=False)
-    out = {k: _verification_summary(v) for k, v in results.items()}
-    out["results"] = results
-    return out
-
-
 # ------------------------------------------------------------------ main job
 
 
@@ -506,9 +429,8 @@ def main(argv):
                                      os.path.join(f.out_dir, "occlusion_changes.png"),
                                      ar_folder=f.ar_folder)
     if f.verification:
-        ver = occluded_verification(model, f.world_dir, f.out_dir)
-        ver.pop("results")
-        out["verification"] = ver
+        from interp_fr.eval import recognition_report
+        out["verification"] = recognition_report.recogniser_figures(model, f.world_dir)
     atomic_save_text(os.path.join(f.out_dir, "occlusion_analysis.json"),
                      json.dumps(interp_common.jsonable(out), indent=1) + "\n")
     print(json.dumps(interp_common.jsonable(out), indent=1))

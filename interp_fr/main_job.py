@@ -8,31 +8,19 @@ interrupted run still leaves an accurate account of what finished.
 import dataclasses
 import json
 import os
+import sys
 import time
 
-from interp_fr import features, tf1_checkpoint, training
+from interp_fr import features, recipes, reference_models
 from interp_fr.atomic_io import atomic_save_text
 from interp_fr.data import dat_files, mat_files, synthetic_world
-from interp_fr.eval import filter_heatmaps, ijba, occlusion_analysis, peak_locations
+from interp_fr.eval import (filter_heatmaps, ijba, occlusion_analysis, peak_locations,
+                            recognition_report, training_curves)
 
 
-@dataclasses.dataclass
-class DemoModelConfig:
-    """The face model and training budget of the main job (small enough for a CPU).
-
-    As in the original, the full model starts from a pretrained base CNN: the
-    base variant (conv stack and classifier only, about 4x cheaper a step) is
-    trained first, its TF1 checkpoint is put in the full model's checkpoint
-    folder, and the full model restores the base variables from it.
-    """
-    df_dim: int = 8
-    gfc_dim: int = 64
-    dfc_dim: int = 64
-    batch_size: int = 32
-    pretrain_steps: int = 300
-    pretrain_learning_rate: float = 0.005
-    learning_rate: float = 0.005
-    max_steps: int = 120
+# The main job's recipe: the `recipes.Recipe` defaults (BUILD_NOTES.md,
+# "Training recipe of the synthetic world").
+DemoModelConfig = recipes.Recipe
 
 
 @dataclasses.dataclass
@@ -70,51 +58,43 @@ def stage_world(ctx):
             "verify comparisons per split": summary["verify_comparisons_per_split"]}
 
 
-def _train_config(ctx):
-    m = ctx.model_config
-    return training.TrainConfig(
-        data_dir=ctx.values["data_dir"], aux_dir=ctx.values["aux_dir"],
-        checkpoint_dir=ctx.path("checkpoints"), dataset="SYNTH",
-        batch_size=m.batch_size, gf_dim=32, gfc_dim=m.gfc_dim, df_dim=m.df_dim,
-        dfc_dim=m.dfc_dim, learning_rate=m.learning_rate, max_steps=m.max_steps,
-        log_every=max(1, m.max_steps // 8), progress=False)
-
-
 def stage_pretrain(ctx):
-    """Trains the base CNN and places it where the full model's training looks."""
-    m = ctx.model_config
-    full = _train_config(ctx)
-    config = dataclasses.replace(full, variant="base", checkpoint_dir=ctx.path("pretrain"),
-                                 max_steps=m.pretrain_steps,
-                                 learning_rate=m.pretrain_learning_rate)
-    logs = []
-    trainer = training.Trainer(config, log=logs.append)
-    last = trainer.fit()
-    atomic_save_text(ctx.path("pretrain_log.txt"), "\n".join(logs) + "\n")
-    prefix = tf1_checkpoint.save_tf1_checkpoint(trainer.model, full.model_dir,
-                                                global_step=0)
-    return {"steps": int(trainer.step.numpy()),
-            "final identity loss (2 x CE)": round(last.get("d_loss_real_id", float("nan")), 4),
-            "final batch accuracy": round(last.get("d_acc", float("nan")), 3),
-            "pretrained base checkpoint": prefix}
+    """Trains the base CNN (identity loss only), as the original's pretraining."""
+    base = recipes.train_paper_model(ctx.model_config, "base", ctx.values["world_dir"],
+                                     ctx.path("checkpoints"),
+                                     progress=sys.stdout.isatty())
+    atomic_save_text(ctx.path("pretrain_log.txt"), "\n".join(base.log) + "\n")
+    ctx.values["base"] = base
+    return {"steps": int(base.trainer.step.numpy()),
+            "seconds": round(base.seconds, 1),
+            "final identity loss (2 x CE)": round(base.last.get("d_loss_real_id",
+                                                                float("nan")), 4),
+            "final batch accuracy": round(base.last.get("d_acc", float("nan")), 3),
+            "checkpoint folder": base.trainer.config.model_dir}
 
 
 def stage_train(ctx):
     """Trains the full model (all losses, synthetic occlusion) from the base."""
-    config = _train_config(ctx)
-    logs = []
-    trainer = training.Trainer(config, log=logs.append)
-    last = trainer.fit()
-    atomic_save_text(ctx.path("training_log.txt"), "\n".join(logs) + "\n")
+    full = recipes.train_paper_model(ctx.model_config, "full", ctx.values["world_dir"],
+                                     ctx.path("checkpoints"), base=ctx.values["base"],
+                                     progress=sys.stdout.isatty())
+    atomic_save_text(ctx.path("training_log.txt"), "\n".join(full.log) + "\n")
+    trainer, config = full.trainer, full.trainer.config
     ctx.values.update(model=trainer.model, train_config=config)
-    first = next((line for line in logs if line.startswith("Epoch:")), "")
+    base = ctx.values["base"].trainer
+    curves = training_curves.plot_learning_curves(
+        {"base CNN": base.history, "full model (from the base)": trainer.history},
+        ctx.path("learning_curves.png"),
+        step_offsets={"full model (from the base)": int(base.step.numpy())})
+    first = next((line for line in full.log if line.startswith("Epoch:")), "")
     return {"restored": trainer.restored_from, "steps": int(trainer.step.numpy()),
-            "batch size": config.batch_size,
+            "seconds": round(full.seconds, 1), "batch size": config.batch_size,
             "model": f"df_dim={config.df_dim}, gfc_dim={config.gfc_dim}, "
                      f"dfc_dim={config.dfc_dim}, {trainer.model.n_subjects} subjects",
             "first log line": first, "final losses": {
-                k: round(v, 4) for k, v in last.items() if not k.startswith("zero")},
-            "checkpoint folder": config.model_dir}
+                k: round(v, 4) for k, v in full.last.items() if not k.startswith("zero")},
+            "checkpoint folder": config.model_dir,
+            "learning curves": curves}
 
 
 def stage_extract(ctx):
@@ -151,7 +131,8 @@ def stage_freeze(ctx):
 
 
 def stage_evaluate(ctx):
-    """The IJB-A protocol of the synthetic world, as CNN_single_verify/search.m."""
+    """The IJB-A protocol of the synthetic world, as CNN_single_verify/search.m,
+    and the paper's table for the models of this run beside raw pixels."""
     ijba_dir = ctx.values["ijba_dir"]
     results = ijba.evaluate_ijba(ctx.values["features"],
                                  os.path.join(ijba_dir, "dataset.mat"), ijba_dir,
@@ -162,6 +143,26 @@ def stage_evaluate(ctx):
                                   os.path.join(ijba_dir, "dataset.mat"), ijba_dir,
                                   task="both", subset="occluded")
     ijba.write_outputs(occluded, ctx.path("ijba_occluded"))
+    world = ctx.values["world_dir"]
+    base_forward = ctx.values["base_forward"] = features.keras_forward(
+        ctx.values["base"].model)
+    rows = [("raw pixels (PCA 64 of 24x24)", recognition_report.pixel_baseline_figures(world)),
+            ("base CNN (this run)", recognition_report.recogniser_figures(
+                base_forward, world)),
+            ("full model (this run)", recognition_report.recogniser_figures(
+                ctx.values["forward"], world))]
+    references = {}
+    for name in reference_models.available():
+        model, description = reference_models.load_reference_model(name)
+        references[name] = features.keras_forward(model)
+        rows.append((f"{name} (reference weights)", recognition_report.recogniser_figures(
+            references[name], world)))
+        if name == "full":
+            ctx.values["reference_full"] = model
+    ctx.values["reference_forwards"] = references
+    table = recognition_report.table_markdown(rows)
+    atomic_save_text(ctx.path("paper_table.md"), table)
+    ctx.values["paper_rows"] = rows
     v, s = results["verify"], results["search"]
     return {"TAR@FAR=0.01 (mean +- std over splits)":
             f"{v['mean']['tar_at_far_0.01']:.3f} +- {v['std']['tar_at_far_0.01']:.3f}",
@@ -171,7 +172,13 @@ def stage_evaluate(ctx):
             "rank-5": f"{s['mean']['rank5']:.3f}",
             "occluded subset TAR@FAR=0.01":
                 f"{occluded['verify']['mean']['tar_at_far_0.01']:.3f}",
-            "outputs": out}
+            "outputs": out,
+            "reference weights": (
+                f"{sorted(references)} from {reference_models.REFERENCE_DIR}, trained by "
+                "experiments/reproduce_paper.py on the world of seed 0 (their rows "
+                "are theirs; every other figure is this run's)" if references else
+                "none shipped"),
+            "paper table (TAR at FAR, rank; means over the 10 splits)": table}
 
 
 def stage_interpretability(ctx):
@@ -179,29 +186,54 @@ def stage_interpretability(ctx):
     model, world = ctx.values["forward"], ctx.values["world_dir"]
     out = ctx.path("interpretability")
     os.makedirs(out, exist_ok=True)
-    peaks = peak_locations.peak_location_figure_for_model(
-        model, world, os.path.join(out, "peak_locations.png"), out_dir=out)
+    # The paper's figure: base and full side by side, one row each.
+    models = {"base (this run)": ctx.values["base_forward"], "full (this run)": model}
+    models.update({f"{n} (reference)": f
+                   for n, f in ctx.values.get("reference_forwards", {}).items()})
+    both = peak_locations.peak_location_figure_for_models(
+        models, world, os.path.join(out, "peak_locations.png"), out_dir=out)
+    peaks, base_peaks = both["full (this run)"], both["base (this run)"]
     heat = filter_heatmaps.heatmap_grid_for_model(
         model, world, os.path.join(out, "filter_heatmaps.png"))
     occl = occlusion_analysis.occlusion_figure_for_model(
         model, world, os.path.join(out, "occlusion_feature_change.png"))
     forehead = occl["blocks"].get("forehead", {})
-    return {"spreadness d (positive / negative / mean, px)":
+    return {"spreadness d, full model (positive / negative / mean, px)":
             f"{peaks['d_pos']:.2f} / {peaks['d_neg']:.2f} / {peaks['d']:.2f}",
+            "spreadness d, base CNN (positive / negative / mean, px)":
+            f"{base_peaks['d_pos']:.2f} / {base_peaks['d_neg']:.2f} / "
+            f"{base_peaks['d']:.2f}",
+            **{f"spreadness d, {n} (positive / negative / mean, px)":
+               f"{r['d_pos']:.2f} / {r['d_neg']:.2f} / {r['d']:.2f}"
+               for n, r in both.items() if "reference" in n},
             "heat-map filters": heat["filters"],
             "occlusion blocks analysed": sorted(occl["blocks"]),
             "forehead block": {k: v for k, v in forehead.items()
                                if not isinstance(v, (list, dict))},
-            "figures": out}
+            "peak locations (one row per model)":
+                os.path.join(out, "peak_locations.png"),
+            "filter heat maps": os.path.join(out, "filter_heatmaps.png"),
+            "feature change under occlusion":
+                os.path.join(out, "occlusion_feature_change.png")}
+
+
+def _recogniser_for_attributes(ctx):
+    """The face model the attribute-recovery stages explain: the reference full
+    model when one is shipped (a converged recogniser), else this run's."""
+    if "reference_full" in ctx.values:
+        return ctx.values["reference_full"], "full model (reference weights)"
+    return ctx.values["model"], "full model (this run)"
 
 
 def stage_decoding(ctx):
-    """Attribute recovery, stage 1: decode the trained model's features into faces."""
+    """Attribute recovery, stage 1: decode a face model's features into faces."""
     from attr_recovery import demo_stage
     budget = 8.0 if ctx.quick else 120.0
-    figures = demo_stage.run_decoding_stage(
-        ctx.values["world_dir"], ctx.values["model"], ctx.path("decoding"),
-        seconds_budget=budget, max_steps=10 if ctx.quick else 5000)
+    model, which = _recogniser_for_attributes(ctx)
+    figures = {"recogniser": which}
+    figures.update(demo_stage.run_decoding_stage(
+        ctx.values["world_dir"], model, ctx.path("decoding"),
+        seconds_budget=budget, max_steps=10 if ctx.quick else 5000))
     ctx.values["decoder_dir"] = ctx.path("decoding", "decoder")
     return figures
 
@@ -209,9 +241,12 @@ def stage_decoding(ctx):
 def stage_significance(ctx):
     """Attribute recovery, stage 2: attribute significance and one explained pair."""
     from attr_recovery import stage2_demo
-    return stage2_demo.run_significance_stage(
-        ctx.values["world_dir"], ctx.values["model"], ctx.values["decoder_dir"],
-        ctx.path("significance"), seconds_budget=10.0 if ctx.quick else 90.0)
+    model, which = _recogniser_for_attributes(ctx)
+    figures = {"recogniser": which}
+    figures.update(stage2_demo.run_significance_stage(
+        ctx.values["world_dir"], model, ctx.values["decoder_dir"],
+        ctx.path("significance"), seconds_budget=10.0 if ctx.quick else 90.0))
+    return figures
 
 
 STAGES = [
@@ -231,9 +266,18 @@ def _write_report(ctx, results):
     lines = ["# interp-fr main job report", ""]
     for name, res in results:
         lines.append(f"## {name} ({res['seconds']:.1f} s)")
+        blocks = []
         for key, value in res["figures"].items():
-            lines.append(f"- {key}: {value}")
-        lines.append("")
+            if isinstance(value, str) and "\n" in value.strip():
+                # Multi-line values (tables) follow the list as blocks.
+                blocks += ["", f"{key}:", "", value.strip()]
+            elif isinstance(value, str) and value.endswith(".png"):
+                rel = os.path.relpath(value, ctx.out_dir)
+                lines.append(f"- {key}: [{rel}]({rel})")
+                blocks += ["", f"![{key}]({rel})"]
+            else:
+                lines.append(f"- {key}: {value}")
+        lines += blocks + [""]
     atomic_save_text(ctx.path("report.md"), "\n".join(lines))
     atomic_save_text(ctx.path("report.json"), json.dumps(
         {name: res for name, res in results}, indent=2, default=str))

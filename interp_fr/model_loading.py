@@ -26,7 +26,7 @@ import os
 
 import tensorflow as tf
 
-from interp_fr import features, tf1_checkpoint
+from interp_fr import features, reference_models, tf1_checkpoint
 from interp_fr.model import VARIANT_BASE, VARIANTS, InterpFRNet
 from interp_fr.tools.freeze import frozen_graph, saved_model
 
@@ -296,8 +296,12 @@ def load_keras_model(path, kind=None, **overrides):
             raise ModelLoadError(path, f"kind must be one of {KINDS}")
         resolved = _resolve_for_kind(path, kind)
     if kind == KIND_KERAS_WEIGHTS:
-        config = _merge_config(resolved, infer_keras_weights_config(resolved),
-                               overrides)
+        # The JSON our writers put beside every weights file states the
+        # configuration; shapes are the fallback for files made elsewhere.
+        described = reference_models.read_config(resolved)
+        inferred = (dict(described["model"]) if described and "model" in described
+                    else infer_keras_weights_config(resolved))
+        config = _merge_config(resolved, inferred, overrides)
         model = InterpFRNet(**config)
         try:
             model.load_weights(resolved)

@@ -14,7 +14,6 @@ precision and XLA switches.
 """
 import contextlib
 import dataclasses
-import math
 import os
 import shutil
 import time
@@ -33,6 +32,9 @@ TENSORBOARD_SUBDIR = "logs"
 ORIGINAL_LOG_FORMAT = ("Epoch: [%2d] [%4d/%4d] time: %4.1f, d_loss: %.4f d_loss_o: %.4f "
                        "div_loss: %.8f div_loss_a:%.8f o_loss:%.8f "
                        "(id: %.3f (R: %.2f, R_o: %.2f))")
+# The base CNN computes only the identity term: its line leaves out the rest
+# rather than printing nan for them.
+BASE_LOG_FORMAT = "Epoch: [%2d] [%4d/%4d] time: %4.1f, d_loss: %.4f (id: %.3f (R: %.2f))"
 
 
 def write_scalar(name, value, step):
@@ -76,6 +78,10 @@ class TrainConfig:
     lr_schedule: str = "constant"
     warmup_steps: int = 0
     lr_final_fraction: float = 0.01
+    # Learning-rate multiplier of the variables the original names "_new"
+    # (the hypercolumn head and the classifier, which a fine-tuning run starts
+    # from scratch); 1.0 is the original's single learning rate.
+    head_lr_multiplier: float = 1.0
     train_size: int = 1000000
     max_steps: int = None
     seed: int = 0
@@ -116,26 +122,27 @@ class TrainConfig:
 LR_SCHEDULES = ("constant", "cosine")
 
 
-def learning_rate_schedule(config, total_steps):
-    """The learning rate for Adam: a float, or a schedule of the optimizer step.
+def learning_rate_schedule(config, total_steps, multiplier=1.0):
+    """The learning rate for Adam: a float, or a schedule of the optimizer step
+    (times ``multiplier``).
 
     The schedule counts the optimizer's own iterations, which the resume
     checkpoint restores, so a resumed run continues on the same curve.
     """
     c = config
+    lr = c.learning_rate * multiplier
     if c.lr_schedule == "constant":
-        return c.learning_rate
+        return lr
     if c.lr_schedule != "cosine":
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got "
                          f"{c.lr_schedule!r}")
     warmup = min(int(c.warmup_steps), max(0, total_steps - 1))
     if warmup:
         return keras.optimizers.schedules.CosineDecay(
-            c.learning_rate * 1e-2, max(1, total_steps - warmup),
-            alpha=c.lr_final_fraction, warmup_target=c.learning_rate,
-            warmup_steps=warmup)
+            lr * 1e-2, max(1, total_steps - warmup), alpha=c.lr_final_fraction,
+            warmup_target=lr, warmup_steps=warmup)
     return keras.optimizers.schedules.CosineDecay(
-        c.learning_rate, max(1, total_steps), alpha=c.lr_final_fraction)
+        lr, max(1, total_steps), alpha=c.lr_final_fraction)
 
 
 def make_strategy(devices=(), multi_worker=False):
@@ -192,7 +199,8 @@ def dtype_policy(name):
 class Trainer:
     """Builds data, model and optimizer from a `TrainConfig` and trains.
 
-    Attributes after construction: ``model``, ``optimizer``, ``step`` (global
+    Attributes after construction: ``model``, ``optimizer``, ``history``
+    (the logged (step, scalars) pairs), ``step`` (global
     batch counter, a tf.Variable), ``batches_per_epoch``, ``restored_from``.
     """
 
@@ -236,7 +244,23 @@ class Trainer:
                 # float16 gradients underflow without it; a step whose scaled
                 # gradients overflow is skipped and the scale halved.
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
-            self.optimizer.build(self.model.trainable_variables)
+            self.head_optimizer = None
+            self.head_variables = []
+            if c.head_lr_multiplier != 1.0:
+                if c.mixed_precision:
+                    raise ValueError("head_lr_multiplier != 1 does not combine with "
+                                     "mixed precision (one loss scale per step)")
+                names = {id(v): n for n, v in self.model.tf1_variable_map().items()}
+                self.head_variables = [v for v in self.model.trainable_variables
+                                       if "_new" in names[id(v)]]
+                self.head_optimizer = keras.optimizers.Adam(
+                    learning_rate_schedule(c, self.total_steps, c.head_lr_multiplier),
+                    beta_1=c.beta1)
+                self.head_optimizer.build(self.head_variables)
+            head_ids = {id(v) for v in self.head_variables}
+            self.body_variables = [v for v in self.model.trainable_variables
+                                   if id(v) not in head_ids]
+            self.optimizer.build(self.body_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         os.makedirs(c.model_dir, exist_ok=True)
         # model.variables, unlike model.weights, holds the dropout seed
@@ -245,9 +269,12 @@ class Trainer:
         rng_state = [v for v in self.model.variables if id(v) not in weight_ids]
         # Variables are tracked by their TF1 names rather than through Keras'
         # attribute tracking, which does not see layers kept in plain tuples.
+        slots = {"optimizer": self.optimizer}
+        if self.head_optimizer is not None:
+            slots["head_optimizer"] = self.head_optimizer
         self.checkpoint = tf.train.Checkpoint(
-            variables=resume_variables(self.model), optimizer=self.optimizer,
-            step=self.step, rng_state=rng_state)
+            variables=resume_variables(self.model), step=self.step,
+            rng_state=rng_state, **slots)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(c.model_dir, RESUME_SUBDIR),
             max_to_keep=c.keep_resume_checkpoints)
@@ -262,6 +289,8 @@ class Trainer:
             self.manager = tf.train.CheckpointManager(
                 self.checkpoint, self._scratch_dir, max_to_keep=1)
         self._train_step = self._make_train_step()
+        # (step, scalars) at every logged step of this process's fit calls.
+        self.history = []
 
     # -- checkpoints -------------------------------------------------------
     def _restore(self):
@@ -290,10 +319,15 @@ class Trainer:
             if "moving_" in name and "new" not in name and name in names:
                 var.assign(reader.get_tensor(name))
 
-    def save_resume(self):
-        """Writes the full-state checkpoint (atomic: the index file is updated last)."""
+    def save_resume(self, step=None):
+        """Writes the full-state checkpoint (atomic: the index file is updated last).
+
+        ``step``: the global step, when the caller knows it (saves a device read).
+        """
+        if step is None:
+            step = int(self.step.numpy())
         with tf_logging.quiet():
-            path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+            path = self.manager.save(checkpoint_number=int(step))
         if not self.is_chief:
             shutil.rmtree(self._scratch_dir, ignore_errors=True)
         return path
@@ -362,8 +396,11 @@ class Trainer:
                 loss = tf.cast(scalars["d_loss"], tf.float32) / replicas
                 if c.mixed_precision:
                     loss = optimizer.scale_loss(loss)
-            grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            body, head = self.body_variables, self.head_variables
+            grads = tape.gradient(loss, body + head)
+            optimizer.apply_gradients(zip(grads[:len(body)], body))
+            if head:
+                self.head_optimizer.apply_gradients(zip(grads[len(body):], head))
             return dict(scalars, **zero)
 
         def step_fn(batch):
@@ -379,7 +416,16 @@ class Trainer:
 
     # -- loop ----------------------------------------------------------------
     def fit(self):
-        """Trains until ``total_steps``; returns the last logged scalars (dict)."""
+        """Trains until ``total_steps``; returns the last logged scalars (dict).
+
+        The loop never waits for the device between log steps: the step
+        counter is kept on the host, each step's scalars stay on the device,
+        and they are read (all of them, for the NaN check) only at a log step,
+        before a checkpoint is written, and at the end (`_read_scalars`). A
+        non-finite term therefore stops training at the next read, naming the
+        step where it first appeared, before any save could overwrite the last
+        good checkpoint.
+        """
         c = self.config
         start = int(self.step.numpy())
         remaining = self.total_steps - start
@@ -393,13 +439,67 @@ class Trainer:
                                               c.progress)
         t0 = time.time()
         last = {}
+        pending = []            # (step, device scalars) not yet read
+        step = start
         for batch in ds:
-            values = self._train_step(batch)
-            step = int(self.step.numpy())
-            scalars = {k: float(v.numpy()) for k, v in values.items()}
+            pending.append((step + 1, self._train_step(batch)))
+            step += 1
+            log_now = (step - 1) % c.log_every == 0
+            epoch_end = step % self.batches_per_epoch == 0
+            save_now = epoch_end or bool(c.save_every_steps
+                                         and step % c.save_every_steps == 0)
+            if log_now or save_now or step == self.total_steps:
+                try:
+                    last = self._read_scalars(pending)
+                except NonFiniteLossError:
+                    progress.close()
+                    raise
+                pending = []
+            if log_now:
+                progress.close()
+                epoch, idx = divmod(step - 1, self.batches_per_epoch)
+                self.history.append((step, last))
+                self.log(log_line(last, epoch, idx, self.batches_per_epoch,
+                                  time.time() - t0))
+                if writer is not None:
+                    with writer.as_default():
+                        for name, value in last.items():
+                            write_scalar(name, value, step)
+            progress.update(step)
+            if epoch_end:
+                self.save_tf1(step // self.batches_per_epoch)
+                self.save_resume(step)
+            elif save_now:
+                self.save_resume(step)
+        progress.close()
+        if pending:
+            last = self._read_scalars(pending)
+        if step % self.batches_per_epoch:
+            # A run cut short by max_steps still leaves both kinds of checkpoint;
+            # the TF1 one is numbered by the epoch in progress.
+            self.save_tf1(step // self.batches_per_epoch + 1)
+            self.save_resume(step)
+        if writer is not None:
+            writer.flush()
+        return last
+
+    def _read_scalars(self, pending):
+        """Reads the scalars of the pending steps to the host, in one go.
+
+        Args:
+            pending: list of (step, dict name -> device scalar), in step order.
+
+        Returns:
+            dict name -> float of the last pending step.
+
+        Raises:
+            NonFiniteLossError: naming the first pending step with a NaN or inf.
+        """
+        host = [(step, {k: float(v) for k, v in values.items()})
+                for step, values in pending]
+        for step, scalars in host:
             bad = losses.nonfinite_terms(scalars)
             if bad:
-                progress.close()
                 detail = ""
                 if scalars.get("zero_channels") or scalars.get("zero_channels_occl"):
                     detail = (f"; all-zero masked channels: clean "
@@ -410,37 +510,21 @@ class Trainer:
                 raise NonFiniteLossError(
                     f"non-finite loss at step {step}: {', '.join(bad)}{detail}. "
                     f"Stopped without saving; the last good checkpoint in "
-                    f"{c.model_dir} is intact.")
-            last = scalars
-            epoch, idx = divmod(step - 1, self.batches_per_epoch)
-            if (step - 1) % c.log_every == 0:
-                progress.close()
-                self.log(ORIGINAL_LOG_FORMAT % (
-                    epoch, idx, self.batches_per_epoch, time.time() - t0,
-                    scalars["d_loss_real_id"], scalars.get("d_loss_real_id_occl", math.nan),
-                    scalars.get("diver_loss", math.nan), scalars.get("diver_loss_A", math.nan),
-                    scalars.get("occl_loss", math.nan), scalars["d_loss_real_id"],
-                    scalars["d_acc"], scalars.get("d_acc_occl", math.nan)))
-                if writer is not None:
-                    with writer.as_default():
-                        for name, value in scalars.items():
-                            write_scalar(name, value, step)
-            progress.update(step)
-            if step % self.batches_per_epoch == 0:
-                self.save_tf1(step // self.batches_per_epoch)
-                self.save_resume()
-            elif c.save_every_steps and step % c.save_every_steps == 0:
-                self.save_resume()
-        progress.close()
-        step = int(self.step.numpy())
-        if step % self.batches_per_epoch:
-            # A run cut short by max_steps still leaves both kinds of checkpoint;
-            # the TF1 one is numbered by the epoch in progress.
-            self.save_tf1(step // self.batches_per_epoch + 1)
-            self.save_resume()
-        if writer is not None:
-            writer.flush()
-        return last
+                    f"{self.config.model_dir} is intact.")
+        return host[-1][1]
+
+
+def log_line(scalars, epoch, index, batches_per_epoch, seconds):
+    """The original's progress line for the logged ``scalars`` of one step
+    (`BASE_LOG_FORMAT` when only the identity term exists)."""
+    head = (epoch, index, batches_per_epoch, seconds)
+    if "d_loss_real_id_occl" not in scalars:
+        return BASE_LOG_FORMAT % (*head, scalars["d_loss_real_id"],
+                                  scalars["d_loss_real_id"], scalars["d_acc"])
+    return ORIGINAL_LOG_FORMAT % (
+        *head, scalars["d_loss_real_id"], scalars["d_loss_real_id_occl"],
+        scalars["diver_loss"], scalars["diver_loss_A"], scalars["occl_loss"],
+        scalars["d_loss_real_id"], scalars["d_acc"], scalars["d_acc_occl"])
 
 
 def load_trained_model(config):

@@ -15,12 +15,13 @@ from attr_recovery.attributes import SYNTHETIC_HEADS, head_set
 from attr_recovery.estimators import AttributeEstimator, soft_argmax
 from attr_recovery.baseline_decoder import RidgeDecoder
 from interp_fr.data import mat_files, synthetic_world
+from tests import learning
 from tests.conftest import REPO_ROOT
 
 SMALL_WORLD = synthetic_world.WorldConfig(
     train_subjects=12, train_images_per_subject=16, test_subjects=10,
-    test_images_min=5, test_images_max=8, num_splits=2, seed=3)
-TRAIN_STEPS = 120
+    test_images_min=5, test_images_max=8, num_splits=2, seed=learning.seed(3))
+TRAIN_STEPS = learning.steps(200)
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +33,13 @@ def world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(world, tmp_path_factory):
-    """A short run: 120 steps at 32 px on 192 training faces + 96 rendered ones
+    """A short run: 200 steps at 32 px on 192 training faces + 96 rendered ones
     (half of them occluded: the world's training faces never are)."""
     out = str(tmp_path_factory.mktemp("est"))
     config = estimator_training.EstimatorTrainConfig(
         world_dir=world, out_dir=out, input_size=32, landmark_input_size=32,
         extra_rendered=96, max_steps=TRAIN_STEPS, save_every_steps=0, log_every=0,
-        learning_rate=0.003)
+        learning_rate=0.003, seed=learning.seed(0))
     trainer = estimator_training.EstimatorTrainer(config, log=None)
     trainer.fit()
     metrics = estimator_training.evaluate_estimators(trainer.reader(), trainer.held_out)
@@ -50,7 +51,10 @@ def test_pose_and_descriptors_from_exact_landmarks(world):
     lm = face_geometry.landmark_attributes(test.landmarks)
     for name in ("yaw", "roll"):
         assert np.mean(np.abs(lm["lm_" + name] - test.targets[name])) < 1.0
-    assert np.mean(np.abs(lm["lm_pitch"] - test.targets["pitch"])) < 2.5
+    # Pitch from 2-D points confounds with face length (a longer face looks
+    # tilted), which identities vary; still far below guessing 0 (about 6 deg).
+    pitch_mae = np.mean(np.abs(lm["lm_pitch"] - test.targets["pitch"]))
+    assert pitch_mae < 3.5 and pitch_mae < 0.6 * np.mean(np.abs(test.targets["pitch"]))
     # Each descriptor follows the generative coefficient it is named after.
     pairs = {"lm_jaw_width": "jaw_width", "lm_eye_spacing": "eye_spacing",
              "lm_eye_size": "eye_size", "lm_nose_length": "nose_length",
@@ -101,14 +105,28 @@ def test_short_training_beats_chance_on_held_out_identities(trained):
     _, m = trained
     attrs = m["attributes"]
     print(estimator_training.format_accuracy_table(m))
-    assert attrs["yaw"]["mae"] < 0.75 * attrs["yaw"]["baseline_mae"]
-    for name in ("skin_r", "skin_g", "hair_lightness", "light_y"):
-        assert attrs[name]["r2"] > 0.2, name
-    assert attrs["occluder"]["accuracy"] > attrs["occluder"]["chance"]
-    assert attrs["skin_tone"]["accuracy"] > attrs["skin_tone"]["chance"] + 0.05
-    assert m["landmarks"]["mean_error_px"] < 6.0
-    assert m["descriptors"]["lm_yaw"]["vs_label"]["mae"] < \
-        0.8 * m["descriptors"]["lm_yaw"]["vs_label"]["baseline_mae"]
+    yaw_lm = m["descriptors"]["lm_yaw"]["vs_label"]
+    figures = {
+        "yaw MAE / baseline": attrs["yaw"]["mae"] / attrs["yaw"]["baseline_mae"],
+        **{f"{n} R2": attrs[n]["r2"] for n in ("skin_r", "skin_g", "hair_lightness",
+                                               "light_y")},
+        "occluder accuracy - chance": attrs["occluder"]["accuracy"]
+        - attrs["occluder"]["chance"],
+        "landmark error px": m["landmarks"]["mean_error_px"],
+        "yaw from landmarks MAE / baseline": yaw_lm["mae"] / yaw_lm["baseline_mae"]}
+    # Thresholds from the spread over seeds and kernel sets (and the untrained
+    # control, which fails each): experiments/results/learning_test_spread/.
+    # The skin-tone bin (a function of skin lightness) is covered by the skin
+    # R2: its accuracy over the few held-out subjects ranged from chance to
+    # chance + 0.39 across seeds.
+    thresholds = {
+        "yaw MAE / baseline": ("<", 0.85),
+        **{f"{n} R2": (">", 0.2) for n in ("skin_r", "skin_g", "hair_lightness")},
+        "light_y R2": (">", 0.1),
+        "occluder accuracy - chance": (">", 0.0),
+        "landmark error px": ("<", 6.0),
+        "yaw from landmarks MAE / baseline": ("<", 0.8)}
+    learning.check("attr_estimators.short_training", figures, thresholds)
 
 
 def test_resume_continues_exactly(trained):

@@ -1,5 +1,6 @@
 """Feature change under occlusion: synthetic blocks, AR-style natural occlusion,
-block / filter-location overlap, occluded verification."""
+block / filter-location overlap (the verification columns under occlusion:
+tests/test_recognition_report.py)."""
 import os
 
 import numpy as np
@@ -125,15 +126,17 @@ def test_load_face_checks_size(tmp_path):
 
 
 def test_natural_occlusion_on_rendered_ar_folder(tmp_path, forward):
-    written = oa.write_synthetic_ar_folder(str(tmp_path), num_people=3)
-    assert len(written) == 21 and all(oa.parse_ar_name(n) for n in written)
+    # Six people: with fewer, one long nose under the scarf can outweigh the
+    # mouth in the mean (the channels are unit-normalised together).
+    written = oa.write_synthetic_ar_folder(str(tmp_path), num_people=6)
+    assert len(written) == 42 and all(oa.parse_ar_name(n) for n in written)
     # Same identity, pose and noise: only the occluder differs.
     neutral = oa.load_face(str(tmp_path / written[0])).astype(int)
     glasses = oa.load_face(str(tmp_path / written[1])).astype(int)
     changed = np.nonzero(np.abs(neutral - glasses).sum(axis=-1))
     assert 25 <= changed[0].min() and changed[0].max() <= 60
     res = oa.natural_feature_change(forward, str(tmp_path))
-    assert res["eyeglasses"]["pairs"] == res["scarf"]["pairs"] == 9
+    assert res["eyeglasses"]["pairs"] == res["scarf"]["pairs"] == 18
     assert res["unpaired"] == 0
     # Sunglasses move the two eye channels most, the scarf the mouth channel.
     assert set(np.argsort(-res["eyeglasses"]["mean"])[:2]) == {1, 5}
@@ -152,10 +155,3 @@ def test_occlusion_hook_on_tiny_world(tmp_path, world, forward):
         assert len(res["blocks"][name]["top_dims"]) == 8   # all 8 dimensions
 
 
-def test_occluded_verification_on_tiny_world(world, forward):
-    res = oa.occluded_verification(forward, world, splits=[1, 2])
-    for key in ("all", "occluded_subset", "synthetic_occluded"):
-        assert 0.0 <= res[key]["tar_at_far_0.01"] <= 1.0
-        assert 0.0 <= res[key]["rank1"] <= 1.0
-    assert res["results"]["occluded_subset"]["subset"] == "occluded"
-    assert res["results"]["synthetic_occluded"]["subset"] == "all"

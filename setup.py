@@ -31,6 +31,7 @@ CONSOLE_SCRIPTS = [
     "interp-fr-convert-checkpoint = interp_fr.convert_checkpoint:run",
     "interp-fr-ijba = interp_fr.eval.ijba:run",
     "interp-fr-ijbc = interp_fr.eval.ijbc:run",
+    "interp-fr-ijb = interp_fr.eval.ijb_insightface_cli:run",
     "interp-fr-extract = interp_fr.extract:run",
     "interp-fr-freeze = interp_fr.tools.freeze.freeze_my_model:run",
     "interp-fr-export-savedmodel = interp_fr.tools.freeze.export_saved_model:run",

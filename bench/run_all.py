@@ -30,6 +30,7 @@ PAPER = {
     "extract": ["--images", "256", "--batch_size", "64"],
     "ijba": [],
     "dat_pipeline_memory": ["--gigabytes", "4"],
+    "ijbc_insightface": [],
 }
 QUICK = {
     "train_step": ["--df_dim", "8", "--dim", "64", "--batch_size", "32", "--steps", "3",
@@ -38,6 +39,7 @@ QUICK = {
                 "--dfc_dim", "32"],
     "ijba": ["--search_probes", "50"],
     "dat_pipeline_memory": ["--gigabytes", "0.2"],
+    "ijbc_insightface": ["--pairs", "1000000"],
 }
 
 

@@ -16,7 +16,7 @@ import os
 
 from absl import app, flags
 
-from interp_fr import cli, extraction, model_loading
+from interp_fr import cli, extraction, model_loading, precision
 from interp_fr.model import VARIANTS
 
 FLAGS = flags.FLAGS
@@ -66,6 +66,10 @@ flags.DEFINE_string("map_name", None,
                     "Frozen graph map tensor (default Mul_2) or SavedModel "
                     "output key (default feature_map).")
 flags.DEFINE_string("signature", "serving_default", "SavedModel signature.")
+flags.DEFINE_enum("precision", "float32", precision.PRECISIONS,
+                  "Compute precision of a Keras weights file or checkpoint: auto picks "
+                  "bfloat16 on CPUs with AMX and float16 on GPUs with tensor cores "
+                  "(tolerances: BUILD_NOTES.md, 'Precision').")
 
 
 def _output_name(value, default):
@@ -85,7 +89,8 @@ def main(argv):
                 kind=None if FLAGS.model_kind == "auto" else FLAGS.model_kind,
                 input_name=FLAGS.input_name, feature_name=FLAGS.feature_name,
                 map_name=FLAGS.map_name if FLAGS.feature_maps else "",
-                signature=FLAGS.signature, jit_compile=FLAGS.xla, **overrides)
+                signature=FLAGS.signature, jit_compile=FLAGS.xla,
+                precision=FLAGS.precision, **overrides)
         images = extraction.open_images(FLAGS.images, resize=FLAGS.resize)
     except (ValueError, FileNotFoundError) as e:
         raise app.UsageError(str(e)) from None

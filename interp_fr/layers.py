@@ -41,7 +41,10 @@ def l2_normalize_channels(x):
     Returns:
         tensor of the same shape.
     """
-    return tf.math.l2_normalize(x, axis=-1, epsilon=1e-12)
+    # In float32 whatever x's dtype: in float16 the epsilon is 0 and a small
+    # vector's sum of squares underflows, giving 0 / 0 (a no-op in float32).
+    y = tf.math.l2_normalize(tf.cast(x, tf.float32), axis=-1, epsilon=1e-12)
+    return tf.cast(y, x.dtype)
 
 
 class TF1Conv2D(keras.layers.Layer):

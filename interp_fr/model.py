@@ -182,7 +182,11 @@ class InterpFRNet(keras.Model):
 
         if self.has_hypercolumn:
             k5 = self._hypercolumn_k5(maps, training)
-            feature_map = peak_mask(k5) if self.has_peak_mask else k5
+            # The mask's threshold is taken in float32 (a no-op in float32):
+            # in 16 bits many of the 576 magnitudes tie at the k-th place and
+            # the strict rule would drop them all.
+            feature_map = (peak_mask(tf.cast(k5, tf.float32)) if self.has_peak_mask
+                           else k5)
         else:
             k5 = feature_map = maps["k4_2"]
         feature = tf.reduce_mean(feature_map, axis=[1, 2])

@@ -27,6 +27,7 @@ import os
 import tensorflow as tf
 
 from interp_fr import features, reference_models, tf1_checkpoint
+from interp_fr import precision as precision_lib
 from interp_fr.model import VARIANT_BASE, VARIANTS, InterpFRNet
 from interp_fr.tools.freeze import frozen_graph, saved_model
 
@@ -362,7 +363,7 @@ def _resolve_for_kind(path, kind):
 
 def load_forward(path, kind=None, *, input_name=None, feature_name=None,
                  map_name=None, signature=saved_model.SIGNATURE_KEY,
-                 jit_compile=False, **overrides):
+                 jit_compile=False, precision="float32", **overrides):
     """An inference callable for the model stored at ``path``.
 
     Args:
@@ -375,6 +376,9 @@ def load_forward(path, kind=None, *, input_name=None, feature_name=None,
             the map.
         signature: SavedModel signature key.
         jit_compile: compile the Keras forward with XLA.
+        precision: `interp_fr.precision.PRECISIONS`; the Keras forward of a
+            weights file or checkpoint computes in it (graphs and SavedModels
+            run as stored, and ask for float32).
         **overrides: model dims / variant, see `load_keras_model`.
 
     Returns:
@@ -386,6 +390,10 @@ def load_forward(path, kind=None, *, input_name=None, feature_name=None,
     else:
         resolved = _resolve_for_kind(path, kind)
     out_dir = default_output_dir(path)
+    chosen = precision_lib.resolve(precision)
+    if chosen != "float32" and kind in (KIND_FROZEN_GRAPH, KIND_SAVED_MODEL):
+        raise ModelLoadError(resolved, f"a {kind} runs as it was exported; "
+                             f"precision {chosen} needs Keras weights or a checkpoint")
     if kind == KIND_FROZEN_GRAPH:
         graph = frozen_graph.FrozenGraph(
                 resolved,
@@ -402,6 +410,7 @@ def load_forward(path, kind=None, *, input_name=None, feature_name=None,
         return LoadedModel(kind, resolved, fwd, fixed_batch=fwd.fixed_batch,
                            output_dir=out_dir)
     model, kind, resolved = load_keras_model(resolved, kind, **overrides)
+    model = precision_lib.model_in_precision(model, chosen)
     return LoadedModel(kind, resolved,
                        features.keras_forward(model, jit_compile=jit_compile),
                        model=model, output_dir=out_dir)

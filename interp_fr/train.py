@@ -14,7 +14,7 @@ import os
 
 from absl import flags
 
-from interp_fr import cli, features, losses, training
+from interp_fr import cli, features, losses, precision, training
 from interp_fr.data import dat_files
 from interp_fr.model import VARIANTS
 
@@ -66,7 +66,11 @@ flags.DEFINE_boolean("restore_bn_moving_stats", False, "Also restore the base's 
                      "statistics from a pretrained TF1 checkpoint (the original does not).")
 flags.DEFINE_integer("save_every_steps", 0, "Also write the resume checkpoint every N steps.")
 flags.DEFINE_integer("log_every", 25, "Log every N steps.")
-flags.DEFINE_boolean("mixed_precision", False, "mixed_float16 compute.")
+flags.DEFINE_enum("precision", "float32", precision.PRECISIONS,
+                  "Compute precision (variables, BN statistics and losses stay "
+                  "float32): auto picks bfloat16 on CPUs with AMX and float16 on GPUs "
+                  "with tensor cores.")
+flags.DEFINE_boolean("mixed_precision", False, "Same as --precision float16.")
 flags.DEFINE_boolean("xla", False, "Compile the training step with XLA.")
 flags.DEFINE_string("devices", None, "Explicit device list, e.g. '/cpu:0,/cpu:1' "
                     "(overrides --gpu).")
@@ -108,7 +112,8 @@ def config_from_flags():
         diversity_epsilon=FLAGS.diversity_epsilon,
         restore_bn_moving_stats=FLAGS.restore_bn_moving_stats,
         save_every_steps=FLAGS.save_every_steps, log_every=FLAGS.log_every,
-        jit_compile=FLAGS.xla, mixed_precision=FLAGS.mixed_precision,
+        jit_compile=FLAGS.xla, precision=FLAGS.precision,
+        mixed_precision=FLAGS.mixed_precision,
         devices=_devices(), multi_worker=FLAGS.multi_worker, progress=FLAGS.progress)
 
 

@@ -12,7 +12,6 @@ seed and the step), NaN/inf detection that stops without touching the last good
 save, TensorBoard scalars, a progress line, tf.distribute strategies, mixed
 precision and XLA switches.
 """
-import contextlib
 import dataclasses
 import os
 import shutil
@@ -22,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from interp_fr import losses, occlusion, tf1_checkpoint, tf_logging
+from interp_fr import losses, occlusion, precision, tf1_checkpoint, tf_logging
 from interp_fr import progress as progress_lib
 from interp_fr.data import dat_files, mat_files, pipeline
 from interp_fr.model import VARIANT_BASE, InterpFRNet
@@ -96,6 +95,9 @@ class TrainConfig:
     log_every: int = 25
     tensorboard: bool = True
     jit_compile: bool = False
+    # "float32", "bfloat16", "float16" or "auto" (interp_fr.precision);
+    # mixed_precision=True is the older spelling of "float16".
+    precision: str = "float32"
     mixed_precision: bool = False
     devices: tuple = ()             # e.g. ("/gpu:0", "/gpu:1"); () = default
     multi_worker: bool = False
@@ -180,22 +182,6 @@ def is_chief(strategy):
             and "chief" not in cluster)
 
 
-@contextlib.contextmanager
-def dtype_policy(name):
-    """Layers built inside use the Keras dtype policy ``name`` (None: leave the
-    global policy alone); the previous global policy is restored after, so a
-    mixed-precision run does not leak into later models in the process."""
-    if name is None:
-        yield
-        return
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
 class Trainer:
     """Builds data, model and optimizer from a `TrainConfig` and trains.
 
@@ -231,8 +217,10 @@ class Trainer:
         # gives the same run, and a resumed run restores the generator's state.
         keras.utils.set_random_seed(c.seed)
         self.is_chief = is_chief(self.strategy)
-        policy = "mixed_float16" if c.mixed_precision else None
-        with self.strategy.scope(), dtype_policy(policy):
+        self.precision = precision.resolve(
+            "float16" if c.mixed_precision else c.precision)
+        policy = precision.policy_name(self.precision)
+        with self.strategy.scope(), precision.dtype_policy(policy):
             self.model = InterpFRNet(df_dim=c.df_dim, gfc_dim=c.gfc_dim,
                                      dfc_dim=c.dfc_dim, n_subjects=n_subjects,
                                      variant=c.variant,
@@ -240,16 +228,18 @@ class Trainer:
             self.model.build((None, 96, 96, 3))
             self.optimizer = keras.optimizers.Adam(
                 learning_rate_schedule(c, self.total_steps), beta_1=c.beta1)
-            if c.mixed_precision:
+            loss_scaling = self.precision == "float16"
+            if loss_scaling:
                 # float16 gradients underflow without it; a step whose scaled
-                # gradients overflow is skipped and the scale halved.
+                # gradients overflow is skipped and the scale halved (bfloat16
+                # has float32's exponent range and needs none).
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.head_optimizer = None
             self.head_variables = []
             if c.head_lr_multiplier != 1.0:
-                if c.mixed_precision:
+                if loss_scaling:
                     raise ValueError("head_lr_multiplier != 1 does not combine with "
-                                     "mixed precision (one loss scale per step)")
+                                     "float16 (one loss scale per step)")
                 names = {id(v): n for n, v in self.model.tf1_variable_map().items()}
                 self.head_variables = [v for v in self.model.trainable_variables
                                        if "_new" in names[id(v)]]
@@ -394,7 +384,7 @@ class Trainer:
                                "d_acc": losses.accuracy(out["logits"], batch["label"])}
                     zero = {}
                 loss = tf.cast(scalars["d_loss"], tf.float32) / replicas
-                if c.mixed_precision:
+                if self.precision == "float16":
                     loss = optimizer.scale_loss(loss)
             body, head = self.body_variables, self.head_variables
             grads = tape.gradient(loss, body + head)

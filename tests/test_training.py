@@ -231,8 +231,10 @@ def test_mixed_precision_computes_in_float16_with_loss_scaling(world, tmp_path):
     images = np.random.default_rng(3).uniform(-1, 1, (4, 96, 96, 3)).astype(np.float32)
     for v_half, v_full in zip(half.model.weights, full.model.weights):
         v_full.assign(v_half.numpy())
-    inferred = half.model(images, training=False)["feature"]
-    assert inferred.dtype == tf.float16
+    out = half.model(images, training=False)
+    inferred = out["feature"]
+    # k5 is computed in float16; the peak mask and the mean over it in float32.
+    assert out["k5"].dtype == tf.float16 and inferred.dtype == tf.float32
     np.testing.assert_allclose(inferred.numpy().astype(np.float32),
                                full.model(images, training=False)["feature"].numpy(),
                                rtol=0, atol=2e-2)
@@ -244,6 +246,44 @@ def test_mixed_precision_computes_in_float16_with_loss_scaling(world, tmp_path):
     assert int(resumed.step.numpy()) == 1
     np.testing.assert_array_equal(
         resumed.model.k5_conv.w.numpy(), half.model.k5_conv.w.numpy())
+
+
+def test_bfloat16_training_and_the_precision_choice(world, tmp_path, monkeypatch):
+    from interp_fr import precision
+    # Which precision runs where (flags and GPU given, not read from this machine).
+    assert precision.resolve("auto", flags={"amx_bf16", "avx512_bf16"}, gpu=None) \
+        == "bfloat16"
+    assert precision.resolve("auto", flags={"avx512_bf16"}, gpu=None) == "float32"
+    assert precision.resolve("auto", flags=set(), gpu=(8, 0)) == "float16"
+    assert precision.resolve("auto", flags=set(), gpu=(6, 1)) == "float32"
+    assert precision.resolve("bfloat16", flags={"avx512_bf16"}, gpu=None) == "bfloat16"
+    with pytest.raises(precision.PrecisionError, match="neither AMX nor AVX-512 BF16"):
+        precision.resolve("bfloat16", flags={"avx2"}, gpu=None)
+    # The numerics, on any CPU: pretend it has bfloat16 instructions.
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    full = training.Trainer(_config(world, tmp_path / "a", max_steps=1), log=print)
+    bf16 = training.Trainer(_config(world, tmp_path / "b", max_steps=1,
+                                    precision="bfloat16"), log=print)
+    assert bf16.model.k5_conv.compute_dtype == "bfloat16"
+    assert {v.dtype for v in bf16.model.weights} == {"float32"}
+    assert "LossScaleOptimizer" not in type(bf16.optimizer).__name__
+    first_full, first_bf16 = full.fit(), bf16.fit()
+    # bfloat16 keeps 8 bits of mantissa: the first step's terms agree to a few
+    # per cent (the 2 x CE to much better).
+    for name in ("d_loss", "d_loss_real_id", "diver_loss", "occl_loss"):
+        np.testing.assert_allclose(first_bf16[name], first_full[name], rtol=5e-2,
+                                   err_msg=name)
+    np.testing.assert_allclose(first_bf16["d_loss_real_id"],
+                               first_full["d_loss_real_id"], rtol=1e-2)
+    # A float32 model copied into bfloat16 for inference.
+    copy = precision.model_in_precision(full.model, "bfloat16")
+    assert copy.k5_conv.compute_dtype == "bfloat16"
+    images = np.random.default_rng(3).uniform(-1, 1, (4, 96, 96, 3)).astype(np.float32)
+    a = full.model(images)["feature"].numpy()
+    b = copy(images)["feature"].numpy()
+    cos = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.95, cos
+    assert precision.model_in_precision(full.model, "float32") is full.model
 
 
 MULTI_WORKER_SCRIPT = r"""

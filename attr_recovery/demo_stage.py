@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from attr_recovery import reconstruction
+from attr_recovery import attack_metrics, reconstruction
 from attr_recovery.recognition import as_recognition_model
 from attr_recovery.training import (DecoderTrainConfig, DecoderTrainer, ImageSource,
                                     identity_figures, resize_to, to_unit)
@@ -132,6 +132,28 @@ def _evaluation_images(source, count):
     return np.asarray(sorted(pick))
 
 
+def _rounded(figures, digits=4):
+    return {k: round(v, digits) if isinstance(v, float) else v for k, v in figures.items()}
+
+
+def _unseen_attack(decoder, rec, world_dir, data_dir, count, seed):
+    """`attack_metrics.attack_figures` on the first test images (subjects never
+    seen in training), when the world's attribute file names their subjects."""
+    path = os.path.join(world_dir, synthetic_world.ATTR_DIR, "ijba_attributes.npz")
+    try:
+        test = dat_files.open_ijba_images(data_dir)
+    except (FileNotFoundError, DataFileError):
+        return {}
+    if not os.path.isfile(path):
+        return {}
+    subjects = np.load(path)["subject"]
+    n = min(count, len(test), len(subjects))
+    if n < 4 or len(np.unique(subjects[:n])) < 2:
+        return {}
+    return attack_metrics.attack_figures(decoder, rec, test.read_range(0, n),
+                                         subjects[:n], seed=seed)
+
+
 def _unseen_figures(decoder, rec, data_dir, count, seed):
     """Identity figures on the test images (subjects never seen in training), if present."""
     try:
@@ -233,6 +255,13 @@ def run_decoding_stage(world_dir, recognition_model, out_dir, seconds_budget=120
     figures.update(ident)
     unseen = _unseen_figures(trainer.decoder, rec, data_dir, eval_images, seed)
     figures.update({f"unseen subjects: {k}": v for k, v in unseen.items()})
+    figures["reconstruction attack, seen subjects"] = _rounded(
+        attack_metrics.attack_figures(trainer.decoder, rec, crops,
+                                      source.subject_ids[pick], seed=seed))
+    unseen_attack = _unseen_attack(trainer.decoder, rec, world_dir, data_dir,
+                                   eval_images, seed)
+    if unseen_attack:
+        figures["reconstruction attack, unseen subjects"] = _rounded(unseen_attack)
 
     # Grid: one image per subject, input over decoded (decoded shown at 96 px).
     first = {}

@@ -1,0 +1,115 @@
+"""Reconstruction-attack figures of a decoder, as the embedding-inversion literature
+reports them (NbNet, Mai et al. 2018, and later work).
+
+The recogniser R's threshold at a false accept rate is set on genuine and
+impostor pairs of *real* images. A decoded face D(R(x)) then attacks R:
+
+* type I: it is accepted against its own input x (cos(R(D(R(x))), R(x)) above
+  the threshold);
+* type II: it is accepted against the *other* images of x's subject.
+
+Image similarity of decoded and input faces at the decoder's resolution (the
+input resized to it with area averaging): SSIM (Gaussian window 11, sigma 1.5,
+as `tf.image.ssim`) and PSNR, both on [0, 1] intensities.
+"""
+import numpy as np
+
+FARS = (1e-2, 1e-3)
+
+
+def threshold_at_far(impostor_scores, far):
+    """(threshold, the FAR it gives): accept when score > threshold.
+
+    The threshold is the k-th largest impostor score, k = max(1, floor(far * n)),
+    so that at most k - 1 impostors (FAR <= far) pass.
+    """
+    s = np.sort(np.asarray(impostor_scores, np.float64))[::-1]
+    k = max(1, int(np.floor(far * len(s))))
+    thr = s[k - 1]
+    return float(thr), float(np.mean(s > thr))
+
+
+def attack_rates(z_real, z_decoded, subjects, fars=FARS):
+    """Type-I and type-II acceptance rates at each FAR.
+
+    Args:
+        z_real: [N, d] unit representations of real images.
+        z_decoded: [N, d] unit representations of their decoded faces.
+        subjects: int [N].
+        fars: false accept rates at which R's threshold is set.
+
+    Returns:
+        dict with, per FAR f, ``threshold@f``, ``real FAR@f`` (reached on the
+        impostor pairs), ``real TAR@f`` (R on genuine pairs of real images),
+        ``type-I TAR@f`` and ``type-II TAR@f``; and the pair counts.
+    """
+    z_real = np.asarray(z_real, np.float64)
+    z_dec = np.asarray(z_decoded, np.float64)
+    subjects = np.asarray(subjects)
+    n = len(z_real)
+    same = subjects[:, None] == subjects[None, :]
+    upper = np.triu(np.ones((n, n), bool), k=1)
+    real = z_real @ z_real.T
+    genuine, impostor = real[same & upper], real[~same & upper]
+    attack = z_dec @ z_real.T                         # [decoded i, real j]
+    type1 = np.diag(attack)
+    type2 = attack[same & ~np.eye(n, dtype=bool)]
+    out = {"genuine pairs": int(genuine.size), "impostor pairs": int(impostor.size),
+           "type-II pairs": int(type2.size)}
+    for far in fars:
+        thr, reached = threshold_at_far(impostor, far)
+        out[f"threshold@{far:g}"] = thr
+        out[f"real FAR@{far:g}"] = reached
+        out[f"real TAR@{far:g}"] = float(np.mean(genuine > thr)) if genuine.size else np.nan
+        out[f"type-I TAR@{far:g}"] = float(np.mean(type1 > thr))
+        out[f"type-II TAR@{far:g}"] = float(np.mean(type2 > thr)) if type2.size else np.nan
+    return out
+
+
+def image_similarity(real, decoded):
+    """Mean SSIM and PSNR (dB) of decoded faces against their inputs.
+
+    Args:
+        real: [N, H, W, 3] inputs, uint8 or float in [-1, 1].
+        decoded: [N, S, S, 3] float in about [-1, 1] (the decoder's resolution).
+
+    Returns:
+        dict ``SSIM``, ``PSNR (dB)``, ``resolution``.
+    """
+    import tensorflow as tf
+    real = np.asarray(real)
+    x = real / 255.0 if real.dtype == np.uint8 else (real.astype(np.float32) + 1) / 2
+    y = np.clip((np.asarray(decoded, np.float32) + 1) / 2, 0, 1)
+    size = y.shape[1]
+    x = tf.image.resize(tf.constant(x, tf.float32), (size, size), method="area")
+    x = tf.clip_by_value(x, 0.0, 1.0)
+    y = tf.constant(y)
+    return {"SSIM": float(tf.reduce_mean(tf.image.ssim(x, y, max_val=1.0))),
+            "PSNR (dB)": float(tf.reduce_mean(tf.image.psnr(x, y, max_val=1.0))),
+            "resolution": int(size)}
+
+
+def attack_figures(decoder, recognition, images, subjects, seed=0, batch_size=32,
+                   fars=FARS):
+    """All figures of the module for one image set.
+
+    Args:
+        decoder: `decoder.FeatureDecoder`.
+        recognition: anything ``recognition.as_recognition_model`` takes.
+        images: [N, H, W, 3] uint8 or float in [-1, 1] (several per subject).
+        subjects: int [N].
+
+    Returns:
+        dict of figures (`attack_rates` and `image_similarity`).
+    """
+    from attr_recovery.recognition import as_recognition_model
+    from attr_recovery.training import to_unit
+    rec = as_recognition_model(recognition)
+    images = np.asarray(images)
+    x = to_unit(images) if images.dtype == np.uint8 else images.astype(np.float32)
+    z = rec.features(x, batch_size)
+    decoded = decoder.decode_batched(z, batch_size, seed=seed)
+    zd = rec.features(decoded, batch_size)
+    out = attack_rates(z, zd, subjects, fars)
+    out.update(image_similarity(images, decoded))
+    return out

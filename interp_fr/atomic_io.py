@@ -50,3 +50,30 @@ def atomic_save_text(path, text):
     """Writes ``text`` (str) to ``path`` atomically."""
     with atomic_write(path, "w") as f:
         f.write(text)
+
+
+KERAS_WEIGHTS_SUFFIX = ".weights.h5"
+
+
+def atomic_save_keras_weights(model, path):
+    """``model.save_weights(path)`` atomically (``path`` ends in .weights.h5).
+
+    Keras insists on the suffix, so the temporary name in the same folder keeps
+    it; the finished file replaces ``path`` in one step.
+    """
+    path = os.fspath(path)
+    if not path.endswith(KERAS_WEIGHTS_SUFFIX):
+        raise ValueError(f"Keras weights files must end in '{KERAS_WEIGHTS_SUFFIX}', "
+                         f"got {path}")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp" + KERAS_WEIGHTS_SUFFIX,
+                               dir=folder)
+    os.close(fd)
+    try:
+        model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

@@ -26,7 +26,7 @@ import os
 
 import tensorflow as tf
 
-from interp_fr import features, reference_models, tf1_checkpoint
+from interp_fr import features, tf1_checkpoint, weights_files
 from interp_fr import precision as precision_lib
 from interp_fr.model import VARIANT_BASE, VARIANTS, InterpFRNet
 from interp_fr.tools.freeze import frozen_graph, saved_model
@@ -299,7 +299,7 @@ def load_keras_model(path, kind=None, **overrides):
     if kind == KIND_KERAS_WEIGHTS:
         # The JSON our writers put beside every weights file states the
         # configuration; shapes are the fallback for files made elsewhere.
-        described = reference_models.read_config(resolved)
+        described = weights_files.read_config(resolved)
         inferred = (dict(described["model"]) if described and "model" in described
                     else infer_keras_weights_config(resolved))
         config = _merge_config(resolved, inferred, overrides)

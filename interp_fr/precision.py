@@ -17,8 +17,6 @@ import contextlib
 
 PRECISIONS = ("float32", "bfloat16", "float16", "auto")
 _POLICIES = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-_MODEL_ARGS = ("df_dim", "gfc_dim", "dfc_dim", "n_subjects", "variant",
-               "dropout_keep_prob", "bn_momentum", "bn_epsilon")
 
 
 class PrecisionError(ValueError):
@@ -113,9 +111,9 @@ def model_in_precision(model, precision):
     if precision == "float32":
         return model
     from interp_fr.model import InterpFRNet
-    config = model.get_config()
+    from interp_fr.weights_files import model_config
     with dtype_policy(policy_name(precision)):
-        copy = InterpFRNet(**{k: config[k] for k in _MODEL_ARGS})
+        copy = InterpFRNet(**model_config(model))
     source = model.tf1_variable_map()
     for name, var in copy.tf1_variable_map().items():
         var.assign(source[name])

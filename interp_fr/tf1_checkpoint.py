@@ -290,9 +290,10 @@ def convert_tf1_to_keras(tf1_checkpoint, keras_weights, **model_kwargs):
     _check_weights_path(keras_weights)
     model = InterpFRNet(**model_kwargs)
     result = load_tf1_checkpoint(model, tf1_checkpoint)
-    folder = os.path.dirname(os.path.abspath(keras_weights))
-    os.makedirs(folder, exist_ok=True)
-    model.save_weights(keras_weights)
+    # With its JSON description beside it, atomically (weights_files).
+    from interp_fr.weights_files import save_weights_with_config
+    save_weights_with_config(model, keras_weights,
+                             {"converted_from": os.path.abspath(tf1_checkpoint)})
     return result
 
 

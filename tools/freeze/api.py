@@ -8,9 +8,9 @@
 """
 import dataclasses
 import os
-import uuid
 
 from interp_fr import model_loading, tf1_checkpoint
+from interp_fr.weights_files import save_weights_with_config
 from interp_fr.tools.freeze import frozen_graph, saved_model
 
 DEFAULT_SAVED_MODEL_DIR = "saved_model"
@@ -81,23 +81,6 @@ def export_checkpoint_saved_model(model_path, output=None, fixed_batch=None,
     return ExportResult(kind, source, output, None, model)
 
 
-def save_keras_weights(model, path):
-    """``model.save_weights(path)`` atomically (path ends in .weights.h5)."""
-    if not path.endswith(".weights.h5"):
-        raise ValueError(f"Keras weights files must end in '.weights.h5', got {path}")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    # Keras insists on the suffix, so the temporary name keeps it.
-    tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp.weights.h5")
-    try:
-        model.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def frozen_graph_to_keras(pb_path, output=None, tf1_output=None,
                           n_subjects=None, variant=None):
     """Rebuilds a Keras model from a frozen graph's constants and saves it.
@@ -114,7 +97,8 @@ def frozen_graph_to_keras(pb_path, output=None, tf1_output=None,
     model, result = frozen_graph.model_from_frozen_graph(
             pb_path, n_subjects=n_subjects, variant=variant)
     if output:
-        save_keras_weights(model, output)
+        save_weights_with_config(model, output,
+                                 {"converted_from": os.path.abspath(pb_path)})
     prefix = None
     if tf1_output:
         prefix = tf1_checkpoint.save_tf1_checkpoint(model, tf1_output)

@@ -26,7 +26,6 @@ latent as a ``.npy`` array [n_latent, style_dim].
 import collections
 import json
 import re
-import sys
 
 import numpy as np
 from absl import app, flags
@@ -35,12 +34,14 @@ from attr_recovery import torch_pickle
 from attr_recovery.backbones import IRSEBackbone, MobileFaceNet
 from attr_recovery.latent_transformer import HEAD_DEPTH, IDDEncoder
 from attr_recovery.stylegan2 import Generator, default_channels
+from interp_fr import cli
+from interp_fr.data.errors import DataFileError, InputError
 
 KINDS = ("generator", "idd_encoder", "arcface_r50", "arcface_mb", "mean_latent")
 WEIGHTS_SUFFIX = ".weights.h5"
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(ValueError, InputError):
     """The checkpoint does not fit the model; the message lists every problem."""
 
     def __init__(self, source, missing=(), unexpected=(), misshaped=(), misvalued=()):
@@ -506,14 +507,18 @@ def convert(kind, input_path, output_path, strict=True, mean_latent_path=None,
         written next to it), '*.npy' for kind 'mean_latent'.
     Returns: the report of ``assign_state_dict`` (models) or the array shape.
     """
+    # A wrong suffix is refused up front (rather than added): the output is
+    # then where the user said, or nowhere.
     if kind == "mean_latent":
         if not output_path.endswith(".npy"):
-            raise ValueError("mean_latent output must end with .npy")
+            raise DataFileError(output_path, "the mean_latent output must end in "
+                                "'.npy'; nothing was written")
         arr = load_mean_latent(input_path)
         np.save(output_path, arr)
         return {"shape": arr.shape}
     if not output_path.endswith(WEIGHTS_SUFFIX):
-        raise ValueError(f"model output must end with {WEIGHTS_SUFFIX}, got {output_path}")
+        raise DataFileError(output_path, f"a model output must end in "
+                            f"'{WEIGHTS_SUFFIX}'; nothing was written")
     model, config, report = build_and_load(kind, input_path, strict=strict,
                                            mean_latent_path=mean_latent_path,
                                            subkey=subkey)
@@ -573,17 +578,18 @@ def main(argv):
     try:
         report = convert(FLAGS.kind, FLAGS.input, FLAGS.output, strict=FLAGS.strict,
                          mean_latent_path=FLAGS.mean_latent, subkey=FLAGS.subkey)
-    except (CheckpointMismatchError, torch_pickle.UnsafeCheckpointError,
-            torch_pickle.CheckpointFormatError, KeyError) as err:
-        # A bad checkpoint is an input error, not a crash: message only.
-        sys.exit(f"error: {err}")
+    except KeyError as err:
+        # --subkey names no entry of the checkpoint: bad input like the
+        # checkpoint errors, which cli.run reports in one line.
+        raise torch_pickle.CheckpointFormatError(
+                f"{FLAGS.input}: {err.args[0] if err.args else err}") from None
     print(f"{FLAGS.kind}: {FLAGS.input} -> {FLAGS.output} {report}")
 
 
 def run():
     """Console-script entry point."""
     _define_flags()
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

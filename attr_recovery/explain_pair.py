@@ -21,6 +21,7 @@ from absl import app, flags
 from attr_recovery import counterfactual, stage2_figures, stage2_io
 from attr_recovery.attribute_data import to_unit
 from attr_recovery.attribute_significance import DIRECTIONS_FILE, load_directions
+from interp_fr import cli
 from interp_fr.atomic_io import atomic_save_text
 
 FLAGS = flags.FLAGS
@@ -38,12 +39,10 @@ flags.mark_flags_as_required(["recognition", "decoder", "estimators", "significa
 
 def main(argv):
     del argv
-    try:
+    with cli.usage_errors(ValueError, OSError):
         rec, decoder, reader = stage2_io.load_models(FLAGS)
         directions = load_directions(os.path.join(FLAGS.significance_dir, DIRECTIONS_FILE))
         x1, x2 = stage2_io.load_image(FLAGS.image1), stage2_io.load_image(FLAGS.image2)
-    except (ValueError, FileNotFoundError, OSError) as err:
-        raise app.UsageError(str(err)) from None
     threshold = FLAGS.threshold if FLAGS.threshold is not None else directions["threshold"]
     if threshold is None:
         raise app.UsageError("no --threshold and none stored with the directions")
@@ -74,7 +73,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

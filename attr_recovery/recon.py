@@ -15,6 +15,7 @@
 from absl import app, flags
 
 from attr_recovery import reconstruction
+from interp_fr import cli
 
 FLAGS = flags.FLAGS
 
@@ -58,13 +59,10 @@ def main(argv):
         raise app.UsageError(f"--read_folder is required for {sorted(needs_folder)}")
     if "recon_dir" in tasks and not FLAGS.write_folder:
         raise app.UsageError("--write_folder is required for recon_dir")
-    try:
+    with cli.usage_errors():
         decoder, recognition = reconstruction.load_models(
             FLAGS.decoder_dir, FLAGS.generator_weights, FLAGS.encoder_weights,
             FLAGS.mean_latent, FLAGS.recognition, FLAGS.recognition_variant)
-    except (ValueError, FileNotFoundError) as err:
-        # Wrong or missing model files are input errors: a message, no traceback.
-        raise app.UsageError(str(err)) from None
     summary = reconstruction.run_lfw_recon(
         decoder, recognition, tasks, read_folder=FLAGS.read_folder,
         write_folder=FLAGS.write_folder, feat_path=FLAGS.feat_path,
@@ -78,7 +76,7 @@ def main(argv):
 def run():
     """Console-script entry point."""
     _define_flags()
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

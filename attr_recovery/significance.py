@@ -10,11 +10,12 @@ table), ``significance.json``, ``significance.png`` (bar chart) and
   attr-recovery-significance --recognition interp_fr:ckpt/SYNTH_32_96_32_64_8_64 \\
       --decoder demo_out/decoder --estimators est --world_dir world --out_dir sig
 """
-from absl import app, flags
+from absl import flags
 
 from attr_recovery import attribute_significance as sig
 from attr_recovery import counterfactual, stage2_io
 from attr_recovery.attribute_data import to_unit
+from interp_fr import cli
 
 FLAGS = flags.FLAGS
 stage2_io.define_model_flags(flags)
@@ -32,12 +33,10 @@ flags.mark_flags_as_required(["recognition", "decoder", "estimators"])
 
 def main(argv):
     del argv
-    try:
+    with cli.usage_errors():
         rec, decoder, reader = stage2_io.load_models(FLAGS)
         images, subjects, truth = stage2_io.load_reference(FLAGS.world_dir, FLAGS.images,
                                                            FLAGS.max_images)
-    except (ValueError, FileNotFoundError) as err:
-        raise app.UsageError(str(err)) from None
     z = rec.features(to_unit(images))
     result = sig.compute_significance(rec, decoder, reader, images,
                                       names=FLAGS.attributes, truth=truth,
@@ -53,7 +52,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -39,15 +39,17 @@ from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 
 import numpy as np
 
+from interp_fr.data.errors import InputError
+
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+class UnsafeCheckpointError(pickle.UnpicklingError, InputError):
     """The checkpoint asks for a global outside the allow-list; nothing was run."""
 
 
-class CheckpointFormatError(ValueError):
+class CheckpointFormatError(ValueError, InputError):
     """The file is not a readable torch checkpoint (or is corrupt)."""
 
 

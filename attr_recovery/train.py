@@ -16,6 +16,7 @@ import dataclasses
 from absl import app, flags
 
 from attr_recovery import training
+from interp_fr import cli
 
 FLAGS = flags.FLAGS
 
@@ -107,18 +108,15 @@ def main(argv):
     config = config_from_flags()
     if not config.recognition:
         raise app.UsageError("--recognition is required")
-    try:
+    with cli.usage_errors():
         trainer = training.DecoderTrainer(config)
-    except (ValueError, FileNotFoundError) as err:
-        # Bad data folders, model files or flag combinations: a message only.
-        raise app.UsageError(str(err)) from None
     trainer.fit()
 
 
 def run():
     """Console-script entry point."""
     _define_flags()
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

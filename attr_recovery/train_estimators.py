@@ -13,10 +13,11 @@ resume. Examples::
 import json
 import os
 
-from absl import app, flags
+from absl import flags
 
 from attr_recovery import estimator_training as et
 from attr_recovery.attribute_significance import json_safe
+from interp_fr import cli
 from interp_fr.atomic_io import atomic_save_text
 
 FLAGS = flags.FLAGS
@@ -65,10 +66,8 @@ def main(argv):
         learning_rate=FLAGS.learning_rate, lowres_prob=FLAGS.lowres_prob,
         seed=FLAGS.seed, save_every_steps=FLAGS.save_every_steps,
         log_every=FLAGS.log_every)
-    try:
+    with cli.usage_errors():
         trainer = et.EstimatorTrainer(config)
-    except (ValueError, FileNotFoundError) as err:
-        raise app.UsageError(str(err)) from None
     trainer.fit()
     print(f"step {int(trainer.step.numpy())}; checkpoint in "
           f"{os.path.join(config.out_dir, et.CHECKPOINT_SUBDIR)}")
@@ -82,7 +81,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -1,1 +1,6 @@
 """Readers and writers for the original data files, tf.data pipelines, synthetic data."""
+
+# ``python -m data.<command>`` in a checkout imports this package first: the
+# command's process set-up (interp_fr/__init__.py) must come before the
+# command's modules import TensorFlow.
+import interp_fr  # noqa: F401

@@ -35,14 +35,15 @@ def load_mat_variable(path, name):
     if not os.path.isfile(path):
         raise DataFileError(path, "file not found")
     try:
-        contents = scipy.io.loadmat(path)
+        # Only the one variable: feature files can be large.
+        contents = scipy.io.loadmat(path, variable_names=[name])
     except NotImplementedError:
         raise DataFileError(path, "MATLAB v7.3 (HDF5) files are not supported; "
                             "re-save with save(..., '-v7')") from None
     except Exception as e:  # scipy raises several types for corrupt files
         raise DataFileError(path, f"not a readable MATLAB .mat file ({e})") from None
     if name not in contents:
-        present = sorted(k for k in contents if not k.startswith("__"))
+        present = sorted(entry[0] for entry in scipy.io.whosmat(path))
         raise DataFileError(path, f"missing variable {name!r}; the file holds "
                             f"{present}")
     return contents[name]

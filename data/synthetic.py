@@ -2,8 +2,9 @@
 
 Also installed as the console script ``interp-fr-synthetic``.
 """
-from absl import app, flags
+from absl import flags
 
+from interp_fr import cli
 from interp_fr.data import synthetic_world
 
 FLAGS = flags.FLAGS
@@ -34,7 +35,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,7 @@
 Malformed input files end the program with one line on stderr and exit status 2.
 """
 import dataclasses
-import sys
 
-from interp_fr.data.errors import DataFileError
 from interp_fr.eval.ijb_insightface import IJBConfig, evaluate_and_write, results_text
 
 REQUIRED = ("meta_dir", "features")
@@ -45,12 +43,8 @@ def main(argv):
         config.validate()
     except ValueError as e:
         raise app.UsageError(str(e)) from None
-    try:
-        results, written = evaluate_and_write(config,
-                                              log=lambda m: logging.info("%s", m))
-    except DataFileError as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        sys.exit(2)
+    # A DataFileError is an InputError: cli.run prints it as one line, exit 2.
+    results, written = evaluate_and_write(config, log=lambda m: logging.info("%s", m))
     for path in written:
         logging.info("wrote %s", path)
     print(results_text(results), end="")
@@ -58,10 +52,11 @@ def main(argv):
 
 def run():
     """Console-script entry point (``interp-fr-ijb``)."""
-    from absl import app, flags
+    from absl import flags
+    from interp_fr import cli
     _define_flags()
     flags.mark_flags_as_required(list(REQUIRED))
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

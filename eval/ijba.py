@@ -45,7 +45,7 @@ import numpy as np
 
 from interp_fr.atomic_io import atomic_save_text, atomic_write
 from interp_fr.data import ijba_protocol
-from interp_fr.data.errors import DataFileError
+from interp_fr.data.errors import DataFileError, check_finite, text_line_numbers
 
 SCORE_NAMES = ("mean", "min", "mean_of_minima")  # MATLAB dist(:, 1..3)
 REPORTED_SCORE = 2  # 0-based: score 3 is the one the original prints
@@ -76,7 +76,9 @@ def load_features(path, feature_dim=None):
         ``sightingID2idx``.
 
     Raises:
-        DataFileError: missing or unreadable file, not 2-D, wrong column count.
+        DataFileError: missing or unreadable file, not 2-D, wrong column count,
+            NaN or infinite values (the first rows holding them are named:
+            1-based lines of a text file, 0-based rows of a ``.npy``).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -94,6 +96,12 @@ def load_features(path, feature_dim=None):
     if feature_dim is not None and x.shape[1] != feature_dim:
         raise DataFileError(path, f"features have {x.shape[1]} columns; expected "
                             f"{feature_dim}")
+    if path.endswith(".npy"):
+        check_finite(path, x, "feature values", unit="0-based row",
+                     numbers=lambda rows: rows)
+    else:
+        check_finite(path, x, "feature values", unit="line",
+                     numbers=lambda rows: text_line_numbers(path, rows))
     return x
 
 
@@ -1006,11 +1014,13 @@ def main(argv):
     from absl import logging
     flags = _define_flags()
     dataset_mat = flags.dataset_mat or os.path.join(flags.protocol_dir, "dataset.mat")
+    # Read first: small, and a bad file is then refused before anything else.
+    dataset = ijba_protocol.read_dataset_mat(dataset_mat)
     t0 = time.perf_counter()
     feats = load_features(flags.features, flags.feature_dim)
-    logging.info("loaded %d x %d features in %.2f s", feats.shape[0], feats.shape[1],
-                 time.perf_counter() - t0)
-    results = evaluate_ijba(feats, dataset_mat, flags.protocol_dir, flags.task,
+    logging.info("loaded %d x %d features from %s in %.2f s", feats.shape[0],
+                 feats.shape[1], flags.features, time.perf_counter() - t0)
+    results = evaluate_ijba(feats, dataset, flags.protocol_dir, flags.task,
                             flags.subset, flags.splits, flags.open_set,
                             log=lambda m: logging.info("%s", m),
                             threads=flags.blas_threads or None)
@@ -1023,10 +1033,12 @@ def main(argv):
 
 def run():
     """Console-script entry point (``interp-fr-ijba``)."""
-    from absl import app, flags
+    from absl import flags
+
+    from interp_fr import cli
     _define_flags()
     flags.mark_flags_as_required(["features", "protocol_dir"])
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ import numpy as np
 import scipy.io
 
 from interp_fr.atomic_io import atomic_save_text, atomic_write
-from interp_fr.data.errors import DataFileError
+from interp_fr.data import mat_files
+from interp_fr.data.errors import DataFileError, check_finite
 from interp_fr.eval import ijba
 
 GALLERY_G1_CSV = "ijbc_1N_gallery_G1.csv"
@@ -606,14 +607,16 @@ def write_outputs(results, output_dir):
 
 
 def load_features(path):
-    """Features from .txt / .npy (as `ijba.load_features`) or a .mat with ``feat``."""
+    """Features from .txt / .npy (as `ijba.load_features`) or a .mat with ``feat``.
+
+    Raises:
+        DataFileError: missing or unreadable file, no ``feat``, NaN or infinite
+            values (the first 1-based rows of ``feat`` holding them are named).
+    """
     if os.fspath(path).endswith(".mat"):
-        if not os.path.isfile(path):
-            raise DataFileError(path, "feature file not found")
-        raw = scipy.io.loadmat(path, variable_names=["feat"])
-        if "feat" not in raw:
-            raise DataFileError(path, "missing variable 'feat'")
-        return np.asarray(raw["feat"], np.float64)
+        feat = np.asarray(mat_files.load_mat_variable(path, "feat"), np.float64)
+        check_finite(path, feat, "feature values in feat", unit="row")
+        return feat
     return ijba.load_features(path)
 
 
@@ -665,10 +668,12 @@ def main(argv):
 
 def run():
     """Console-script entry point (``interp-fr-ijbc``)."""
-    from absl import app, flags
+    from absl import flags
+
+    from interp_fr import cli
     _define_flags()
     flags.mark_flags_as_required(["features"])
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -437,10 +437,12 @@ def main(argv):
 
 
 def run():
-    from absl import app, flags
+    from absl import flags
+
+    from interp_fr import cli
     _define_flags()
     flags.mark_flags_as_required(["world_dir", "source"])
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import os
 import numpy as np
 
 from interp_fr.atomic_io import atomic_write, atomic_save_text
-from interp_fr.data.errors import DataFileError
+from interp_fr.data.errors import DataFileError, InputError, check_finite
 
 SIGNS = ("pos", "neg")
 FACE_SIZE = 96
@@ -45,7 +45,7 @@ OUTSIDE_RULES = ("skip", "error")
 _TABLE_BLOCK = 1 << 21
 
 
-class PeakLocationError(ValueError):
+class PeakLocationError(ValueError, InputError):
     """A peak lies in no triangle and ``outside_rule="error"`` was asked for."""
 
 
@@ -131,6 +131,11 @@ def iter_map_file(path, num_images=DEFAULT_NUM_IMAGES, map_size=MAP_SIZE, chunk=
     savetxt), the [H, W, C] map flattened in C order; or a ``.npy`` of
     [N, H*W*C] or [N, H, W, C]. Only the first ``num_images`` rows are read, one
     line at a time, so the 4.6 GB text file of the original never sits in memory.
+
+    Raises:
+        DataFileError: unreadable file, rows of the wrong length, NaN or
+            infinite values (the first rows holding them are named: 1-based
+            lines of a text file, 0-based rows of a ``.npy``).
     """
     if str(path).lower().endswith(".npy"):
         try:
@@ -141,12 +146,21 @@ def iter_map_file(path, num_images=DEFAULT_NUM_IMAGES, map_size=MAP_SIZE, chunk=
             map_shape_from_row_length(arr.shape[1], map_size)
         total = min(len(arr), num_images)
         for start in range(0, total, chunk):
-            yield np.asarray(arr[start:min(total, start + chunk)],
-                             np.float64).reshape(-1, *shape)
+            block = np.asarray(arr[start:min(total, start + chunk)], np.float64)
+            check_finite(path, block, "map values", unit="0-based row",
+                         numbers=lambda rows, start=start: rows + start, stream=True)
+            yield block.reshape(-1, *shape)
         return
     if not os.path.isfile(path):
         raise DataFileError(path, "feature-map file not found")
-    shape, rows = None, []
+    shape, rows, linenos = None, [], []
+
+    def block():
+        values = np.stack(rows)
+        check_finite(path, values, "map values", unit="line",
+                     numbers=lambda bad: np.asarray(linenos)[bad], stream=True)
+        return values.reshape(-1, *shape)
+
     with open(path, "r", encoding="ascii") as f:
         for lineno, line in enumerate(f, start=1):
             if lineno > num_images:
@@ -163,11 +177,12 @@ def iter_map_file(path, num_images=DEFAULT_NUM_IMAGES, map_size=MAP_SIZE, chunk=
                 raise DataFileError(path, f"line {lineno} has {values.size} values, "
                                     f"the first had {int(np.prod(shape))}")
             rows.append(values)
+            linenos.append(lineno)
             if len(rows) == chunk:
-                yield np.stack(rows).reshape(-1, *shape)
-                rows = []
+                yield block()
+                rows, linenos = [], []
     if rows:
-        yield np.stack(rows).reshape(-1, *shape)
+        yield block()
 
 
 # --------------------------------------------------------------------- mapping
@@ -700,9 +715,9 @@ def main(argv):
 
 def run():
     """Console-script entry point (``interp-fr-peak-locations``)."""
-    from absl import app
+    from interp_fr import cli
     _define_flags()
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,44 @@
-"""absl command-line helpers shared by the entry points.
+"""What makes a module a command line: `run`, the one entry point of every command.
 
-The original programs used TF1's ``tf.app.flags``, whose boolean flags took a
-separate value: ``--is_train True``. absl's boolean flags take no value, so
-``--is_train False`` would set the flag to True and leave ``False`` behind as a
-stray argument. `run_tf1_style` rewrites ``--flag VALUE`` into ``--flag=VALUE``
-for the boolean flags before absl parses the command line, so the original
-command lines work unchanged and absl's own forms keep working too.
+`run` is ``app.run(main)`` plus the project's rule for bad input: "one clear
+line naming the file and what is wrong, exit status 2, never a traceback
+(unless asked for)". An exception marked `InputError` (`DataFileError`, and
+the model, checkpoint, frozen-graph and SavedModel errors) raised by ``main``
+is printed as ``error: <message>`` on one line of stderr and the program exits
+with status 2; ``--verbose``, defined here once for every command, re-raises
+it for the traceback. Any other exception is a bug and keeps its traceback.
+absl's own usage errors are left to absl: an unknown flag or a missing
+required flag prints ``FATAL Flags parsing error: ...`` and exits with 1, and
+an ``app.UsageError`` raised by ``main`` (a wrong flag value) prints the usage
+text with the message and exits with 1.
+
+TF1-style boolean flags: the original programs used TF1's ``tf.app.flags``,
+whose boolean flags took a separate value: ``--is_train True``. absl's boolean
+flags take no value, so ``--is_train False`` would set the flag to True and
+leave ``False`` behind as a stray argument. ``run(main, tf1_style_bools=True)``
+rewrites ``--flag VALUE`` into ``--flag=VALUE`` for the boolean flags before
+absl parses the command line, so the original command lines work unchanged and
+absl's own forms keep working too.
+
+TensorFlow's start-up log: `prepare_command_process` (called by
+``interp_fr/__init__.py`` when the process was started as one of our
+commands) hides it; see `interp_fr.tf_logging.quiet_startup`.
 """
+import contextlib
+import functools
 import sys
 
 from absl import app, flags
 
+from interp_fr.data.errors import InputError
+
+VERBOSE_FLAG = "verbose"
+# Exit status for bad input; absl uses 1 for its usage errors, Python 1 for
+# uncaught exceptions.
+INPUT_ERROR_STATUS = 2
+
 _BOOL_WORDS = {"true", "false", "t", "f", "1", "0", "yes", "no"}
+_TRUE_WORDS = {"true", "t", "1", "yes", "y"}
 
 
 def tf1_style_bool_argv(argv, bool_flag_names):
@@ -46,10 +73,104 @@ def boolean_flag_names(flag_values=flags.FLAGS):
             if isinstance(flag, flags.BooleanFlag)]
 
 
-def run_tf1_style(main, argv=None):
-    """``app.run(main)`` accepting TF1-style ``--bool_flag True`` arguments."""
+def one_line(error):
+    """The message of ``error`` on one line (some list their problems on several)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _define_verbose_flag():
+    if VERBOSE_FLAG not in flags.FLAGS:
+        flags.DEFINE_boolean(
+                VERBOSE_FLAG, False,
+                "Bad input: show the Python traceback instead of one 'error:' "
+                "line; also show TensorFlow's start-up log.")
+
+
+def _reporting_input_errors(main):
+    """``main`` with `InputError` turned into one stderr line and exit status 2."""
+    @functools.wraps(main)
+    def guarded(argv):
+        try:
+            return main(argv)
+        except InputError as e:
+            if flags.FLAGS[VERBOSE_FLAG].value:
+                raise
+            sys.stdout.flush()
+            print(f"error: {one_line(e)}", file=sys.stderr)
+            sys.exit(INPUT_ERROR_STATUS)
+    return guarded
+
+
+def run(main, argv=None, tf1_style_bools=False):
+    """Runs ``main`` as a command line: the entry point of every command.
+
+    Args:
+        main: absl main function, ``main(argv)``.
+        argv: the argument vector (default ``sys.argv``).
+        tf1_style_bools: also accept TF1-style ``--bool_flag True`` (see the
+            module docstring).
+
+    Bad input (`InputError`) ends the program with ``error: <message>`` on
+    stderr and exit status 2, or with the traceback under ``--verbose``.
+    """
+    _define_verbose_flag()
     argv = list(sys.argv if argv is None else argv)
-    app.run(main, argv=tf1_style_bool_argv(argv, boolean_flag_names()))
+    if tf1_style_bools:
+        argv = tf1_style_bool_argv(argv, boolean_flag_names())
+    app.run(_reporting_input_errors(main), argv=argv)
+
+
+@contextlib.contextmanager
+def usage_errors(*types):
+    """Inside the block, an exception of ``types`` is a wrong flag value.
+
+    It becomes absl's ``app.UsageError`` (usage text, exit status 1), except an
+    `InputError` (a wrong file), which passes through for `run` to report.
+
+    Args:
+        *types: exception types (default ``ValueError`` and ``FileNotFoundError``).
+    """
+    types = types or (ValueError, FileNotFoundError)
+    try:
+        yield
+    except InputError:
+        raise
+    except types as e:
+        raise app.UsageError(str(e)) from None
+
+
+def verbose_requested(args):
+    """Whether the arguments (without argv[0]) ask for ``--verbose``.
+
+    Read before absl parses the command line: TensorFlow is imported, and its
+    start-up log written, while the command's modules are imported.
+    """
+    args = list(args)
+    verbose = False
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if not arg.startswith("-"):
+            continue
+        name, eq, value = arg.lstrip("-").partition("=")
+        if name == VERBOSE_FLAG:
+            if not eq and i + 1 < len(args) and args[i + 1].lower() in _BOOL_WORDS:
+                value, eq = args[i + 1], "="      # TF1 style: --verbose True
+            verbose = value.lower() in _TRUE_WORDS if eq else True
+        elif name == "no" + VERBOSE_FLAG:
+            verbose = False
+    return verbose
+
+
+def prepare_command_process(args=None):
+    """Process set-up of a command, before its modules are imported.
+
+    Hides TensorFlow's start-up log unless ``--verbose`` is among ``args``
+    (default ``sys.argv[1:]``); see `interp_fr.tf_logging.quiet_startup`.
+    """
+    if not verbose_requested(sys.argv[1:] if args is None else args):
+        from interp_fr.tf_logging import quiet_startup
+        quiet_startup()
 
 
 def parse_gpu_list(text):

@@ -13,7 +13,7 @@ the configuration the checkpoint's shapes imply.
 """
 from absl import app, flags
 
-from interp_fr import tf1_checkpoint
+from interp_fr import cli, tf1_checkpoint
 from interp_fr.model import VARIANT_FULL, VARIANTS
 
 FLAGS = flags.FLAGS
@@ -68,7 +68,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 Also ``python -m interp_fr.demo``. See `interp_fr.main_job` for the stages.
 """
-from absl import app, flags
+from absl import flags
 
-from interp_fr import main_job
+from interp_fr import cli, main_job
 from interp_fr.data import synthetic_world
 
 FLAGS = flags.FLAGS
@@ -27,7 +27,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     overrides = {k: getattr(FLAGS, k) for k in
                  ("df_dim", "gfc_dim", "dfc_dim", "n_subjects", "variant")}
-    try:
+    with cli.usage_errors():
         loaded = model_loading.load_forward(
                 FLAGS.model,
                 kind=None if FLAGS.model_kind == "auto" else FLAGS.model_kind,
@@ -92,8 +92,6 @@ def main(argv):
                 signature=FLAGS.signature, jit_compile=FLAGS.xla,
                 precision=FLAGS.precision, **overrides)
         images = extraction.open_images(FLAGS.images, resize=FLAGS.resize)
-    except (ValueError, FileNotFoundError) as e:
-        raise app.UsageError(str(e)) from None
     print(f"model: {loaded.describe()}")
     print(f"images: {len(images)} from {FLAGS.images}")
     features_path = _output_name(FLAGS.output, extraction.DEFAULT_FEATURES_FILE)
@@ -113,7 +111,7 @@ def main(argv):
 
 
 def run():
-    cli.run_tf1_style(main)
+    cli.run(main, tf1_style_bools=True)
 
 
 if __name__ == "__main__":

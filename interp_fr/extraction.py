@@ -27,7 +27,7 @@ import numpy as np
 
 from interp_fr.atomic_io import atomic_save_text, atomic_write
 from interp_fr.data import dat_files
-from interp_fr.data.errors import DataFileError
+from interp_fr.data.errors import DataFileError, check_finite
 
 DEFAULT_IMAGES = os.path.join("..", "DATA", dat_files.IJBA_IMAGES_FILE)
 DEFAULT_FEATURES_FILE = "IJBA_features_iter_0.txt"
@@ -165,6 +165,10 @@ def batched_outputs(forward, images, batch_size=64, *, total=None, num_maps=0,
     Yields:
         (features float32 [b, D], maps float32 [m, H, W, C] or None), where
         m = the part of this batch among the first ``num_maps`` images.
+
+    Raises:
+        DataFileError: the model gave NaN or infinite values; the message names
+            the images file and the first such images (1-based, file order).
     """
     total = len(images) if total is None else int(total)
     start = time.perf_counter()
@@ -180,6 +184,14 @@ def batched_outputs(forward, images, batch_size=64, *, total=None, num_maps=0,
         if done < num_maps:
             take = min(count, num_maps - done)
             maps = np.asarray(out["feature_map"], np.float32)[:take]
+        # Images cannot hold NaN (uint8), so a NaN here comes from the model
+        # (e.g. NaN weights); it would pass silently into every score.
+        for values, what in ((feats, "features"), (maps, "feature maps")):
+            if values is not None:
+                check_finite(getattr(images, "path", "<images>"), values,
+                             f"{what} from the model", unit="image",
+                             numbers=lambda rows, first=done: rows + first + 1,
+                             stream=True)
         done += count
         if progress is not None:
             progress(done, total, time.perf_counter() - start)

@@ -8,10 +8,10 @@ them, ``<out_dir>/IJBA_recrop_images_96_96_test_occl.dat`` in the input format.
 """
 import os
 
-from absl import app, flags
+from absl import flags
 from PIL import Image
 
-from interp_fr import occlusion
+from interp_fr import cli, occlusion
 from interp_fr.atomic_io import atomic_write
 from interp_fr.data import dat_files, mat_files
 
@@ -59,7 +59,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from interp_fr import features, tf1_checkpoint, weights_files
 from interp_fr import precision as precision_lib
+from interp_fr.data.errors import InputError
 from interp_fr.model import VARIANT_BASE, VARIANTS, InterpFRNet
 from interp_fr.tools.freeze import frozen_graph, saved_model
 
@@ -45,7 +46,7 @@ _RESUME_KEY_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _DIM_NAMES = ("df_dim", "gfc_dim", "dfc_dim", "n_subjects")
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(ValueError, InputError):
     """A model path cannot be recognised or does not fit the requested
     configuration; the message starts with the path."""
 

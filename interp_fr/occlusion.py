@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from interp_fr.data import mat_files
+from interp_fr.data.errors import InputError
 
 RECT_WIDTH, RECT_HEIGHT = 32, 12
 TEMPLATE_SPACE = 110
@@ -29,7 +30,7 @@ CORNER_RULES = ("original", "one_per_corner")
 OUTSIDE_RULES = ("nearest", "error")
 
 
-class OcclusionError(ValueError):
+class OcclusionError(ValueError, InputError):
     """A rectangle corner lies in no triangle of the frontal template."""
 
 

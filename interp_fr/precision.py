@@ -15,12 +15,15 @@ instead of running slower.
 """
 import contextlib
 
+from interp_fr.data.errors import InputError
+
 PRECISIONS = ("float32", "bfloat16", "float16", "auto")
 _POLICIES = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
-class PrecisionError(ValueError):
-    """The requested precision cannot run (well) on this machine."""
+class PrecisionError(ValueError, InputError):
+    """The requested precision cannot run (well) on this machine (a command
+    line reports it in one line, exit status 2)."""
 
 
 def cpu_flags(cpuinfo="/proc/cpuinfo"):

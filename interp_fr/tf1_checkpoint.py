@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from interp_fr import tf_logging
+from interp_fr.data.errors import DataFileError, InputError
 from interp_fr.model import (K5_CONV, K7_LINEAR, VARIANT_BASE, VARIANT_FULL,
                              InterpFRNet)
 
@@ -27,7 +28,7 @@ SUBSET_BASE = "base"
 SUBSETS = (SUBSET_ALL, SUBSET_BASE)
 
 
-class TF1CheckpointError(ValueError):
+class TF1CheckpointError(ValueError, InputError):
     """A TF1 checkpoint does not fit the model.
 
     Attributes:
@@ -270,9 +271,11 @@ def save_tf1_checkpoint(model, directory, global_step=None,
 
 
 def _check_weights_path(path):
+    # Refused rather than renamed: the file is then where the user said, or
+    # nowhere (Keras 3 itself refuses other names, after the slow part).
     if not path.endswith(".weights.h5"):
-        raise ValueError(f"Keras weights files must end in '.weights.h5', "
-                         f"got {path}")
+        raise DataFileError(path, "Keras weights files must end in '.weights.h5'; "
+                            "nothing was written")
 
 
 def convert_tf1_to_keras(tf1_checkpoint, keras_weights, **model_kwargs):

@@ -119,7 +119,8 @@ def config_from_flags():
 
 def main(argv):
     del argv
-    config = config_from_flags()
+    with cli.usage_errors(ValueError):     # e.g. --gpu abc
+        config = config_from_flags()
     if FLAGS.is_train:
         training.Trainer(config).fit()
         return
@@ -132,7 +133,7 @@ def main(argv):
 
 
 def run():
-    cli.run_tf1_style(main)
+    cli.run(main, tf1_style_bools=True)
 
 
 if __name__ == "__main__":

@@ -31,18 +31,16 @@ _common.define_model_flags()
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
+    with cli.usage_errors():
         result = api.export_checkpoint_saved_model(
                 FLAGS.model_dir, output=FLAGS.output,
                 fixed_batch=FLAGS.fixed_batch, **_common.model_overrides())
-    except (ValueError, FileNotFoundError) as e:
-        raise app.UsageError(str(e)) from None
     print(f"read {result.kind} {result.source}")
     print(f"wrote SavedModel {os.path.abspath(result.output)}")
 
 
 def run():
-    cli.run_tf1_style(main)
+    cli.run(main, tf1_style_bools=True)
 
 
 if __name__ == "__main__":

@@ -39,20 +39,18 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if FLAGS.fixed_batch is not None and FLAGS.fixed_batch < 1:
         raise app.UsageError("--fixed_batch must be >= 1")
-    try:
+    with cli.usage_errors():
         result = api.freeze_checkpoint(
                 FLAGS.model_dir, output=FLAGS.output,
                 fixed_batch=FLAGS.fixed_batch, with_logits=FLAGS.with_logits,
                 **_common.model_overrides())
-    except (ValueError, FileNotFoundError) as e:
-        raise app.UsageError(str(e)) from None
     print(f"read {result.kind} {result.source}")
     print(f"{result.num_nodes} ops in the final graph.")
     print(f"wrote {os.path.abspath(result.output)}")
 
 
 def run():
-    cli.run_tf1_style(main)
+    cli.run(main, tf1_style_bools=True)
 
 
 if __name__ == "__main__":

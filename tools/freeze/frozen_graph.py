@@ -30,6 +30,7 @@ import tensorflow as tf
 from google.protobuf import message as pb_message
 
 from interp_fr.atomic_io import atomic_write
+from interp_fr.data.errors import InputError
 from interp_fr.model import (IMAGE_CHANNELS, IMAGE_SIZE, K5_CONV, K7_LINEAR,
                              VARIANT_BASE, VARIANT_FULL,
                              VARIANT_HYPERCOLUMN_NO_MASK, InterpFRNet)
@@ -46,7 +47,7 @@ _NOT_OUTPUTS = {"Const", "NoOp", "Placeholder", "PlaceholderWithDefault",
                 "Assert", "VarHandleOp", "VariableV2"}
 
 
-class FrozenGraphError(ValueError):
+class FrozenGraphError(ValueError, InputError):
     """A frozen graph file is unreadable or lacks an expected tensor.
 
     The message starts with the file's path and lists the graph's

@@ -31,12 +31,10 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.pb or not (FLAGS.output or FLAGS.tf1_output):
         raise app.UsageError("give --pb and --output and/or --tf1_output")
-    try:
+    with cli.usage_errors(ValueError):
         _, result, prefix = api.frozen_graph_to_keras(
                 FLAGS.pb, output=FLAGS.output, tf1_output=FLAGS.tf1_output,
                 n_subjects=FLAGS.n_subjects, variant=FLAGS.variant)
-    except ValueError as e:
-        raise app.UsageError(str(e)) from None
     print(f"read {FLAGS.pb}: {len(result.loaded)} variables; model "
           + ", ".join(f"{k}={v}" for k, v in result.config.items()))
     if result.missing:
@@ -48,7 +46,7 @@ def main(argv):
 
 
 def run():
-    cli.run_tf1_style(main)
+    cli.run(main, tf1_style_bools=True)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from interp_fr.data.errors import InputError
 from interp_fr.model import IMAGE_CHANNELS, IMAGE_SIZE, InterpFRNet
 
 SIGNATURE_KEY = "serving_default"
@@ -36,7 +37,7 @@ MAP_KEY = "feature_map"
 SAVED_MODEL_FILE = "saved_model.pb"
 
 
-class SavedModelError(ValueError):
+class SavedModelError(ValueError, InputError):
     """A SavedModel folder lacks the expected signature, input or outputs."""
 
     def __init__(self, path, problem):

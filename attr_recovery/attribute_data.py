@@ -282,8 +282,3 @@ def split_by_subject(labelled, held_out_fraction=0.3, seed=0):
     mask = np.isin(labelled.subjects, held)
     return (labelled.subset(np.nonzero(~mask)[0], labelled.name + " (train)"),
             labelled.subset(np.nonzero(mask)[0], labelled.name + " (held out)"))
-
-
-def to_unit(images_uint8):
-    """uint8 -> float32 in [-1, 1] (x / 127.5 - 1, the project's convention)."""
-    return np.asarray(images_uint8, np.float32) / 127.5 - 1.0

@@ -12,14 +12,14 @@ import numpy as np
 import tensorflow as tf
 
 from attr_recovery import face_geometry
-from attr_recovery.attribute_data import to_unit
+from interp_fr.data.image_scaling import to_unit_range
 
 
 def as_unit_images(images):
     """uint8 or float images [N, H, W, 3] -> float32 numpy in [-1, 1]."""
     images = np.asarray(images)
     if images.dtype == np.uint8:
-        return to_unit(images)
+        return to_unit_range(images)
     return images.astype(np.float32)
 
 

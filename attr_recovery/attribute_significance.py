@@ -62,6 +62,7 @@ import numpy as np
 from attr_recovery import face_geometry
 from attr_recovery.attribute_reader import as_unit_images
 from interp_fr.atomic_io import atomic_save_text, atomic_write
+from interp_fr.json_safe import json_safe
 
 # Pose, landmark shape / expression descriptors and appearance: one readout
 # per concept, avoiding near-duplicates (e.g. skin_tone and skin_r/g/b, yaw
@@ -413,22 +414,6 @@ def format_significance_table(result):
             f"{f(m['probe_r2'], '.3f'):>8} {f(m.get('decoder_response'), '.3f'):>8} "
             f"{f(m['unit_size'], '.3g'):>6} {m['unit']}")
     return "\n".join(lines)
-
-
-def json_safe(value):
-    """Nested dicts / lists with numpy scalars and arrays made JSON-able;
-    NaN and inf become None (strict JSON has neither)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 def significance_json(result):

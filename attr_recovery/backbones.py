@@ -388,12 +388,3 @@ class MobileFaceNet(keras.Model):
         config.update(embedding_size=self.embedding_size,
                       residual_blocks=self.residual_blocks)
         return config
-
-
-def build_backbone(kind, **kwargs):
-    """'r50' -> IRSEBackbone(**kwargs), 'mb' -> MobileFaceNet(**kwargs)."""
-    if kind == "r50":
-        return IRSEBackbone(**kwargs)
-    if kind == "mb":
-        return MobileFaceNet(**kwargs)
-    raise ValueError(f"unknown backbone kind {kind!r}; expected 'r50' or 'mb'")

@@ -36,6 +36,7 @@ from attr_recovery.latent_transformer import HEAD_DEPTH, IDDEncoder
 from attr_recovery.stylegan2 import Generator, default_channels
 from interp_fr import cli
 from interp_fr.data.errors import DataFileError, InputError
+from interp_fr.json_safe import json_safe
 
 KINDS = ("generator", "idd_encoder", "arcface_r50", "arcface_mb", "mean_latent")
 WEIGHTS_SUFFIX = ".weights.h5"
@@ -524,19 +525,8 @@ def convert(kind, input_path, output_path, strict=True, mean_latent_path=None,
                                            subkey=subkey)
     model.save_weights(output_path)
     with open(config_path_for(output_path), "w", encoding="utf-8") as f:
-        json.dump({"kind": kind, "config": _jsonable(config)}, f, indent=1)
+        json.dump({"kind": kind, "config": json_safe(config)}, f, indent=1)
     return report
-
-
-def _jsonable(config):
-    out = {}
-    for k, v in config.items():
-        if isinstance(v, dict):
-            v = {str(a): b for a, b in v.items()}
-        elif isinstance(v, tuple):
-            v = list(v)
-        out[k] = v
-    return out
 
 
 def load_converted(weights_path):

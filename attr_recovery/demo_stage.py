@@ -23,11 +23,12 @@ from PIL import Image
 from attr_recovery import attack_metrics, reconstruction
 from attr_recovery.recognition import as_recognition_model
 from attr_recovery.training import (DecoderTrainConfig, DecoderTrainer, ImageSource,
-                                    identity_figures, resize_to, to_unit)
+                                    identity_figures, resize_to)
 from attr_recovery.decoder import to_uint8
 from interp_fr.atomic_io import atomic_write
 from interp_fr.data import dat_files, synthetic_world
 from interp_fr.data.errors import DataFileError
+from interp_fr.data.image_scaling import to_unit_range
 
 GRID_FILE = "decoding_grid.png"
 EIGEN_FILE = "eigen_features.png"
@@ -88,7 +89,7 @@ def train_small_recognizer(data_dir, steps=300, batch_size=32, seed=0, input_siz
     accs = []
     for step in range(steps):
         idx, crops = source.batch(step)
-        acc = step_fn(tf.constant(to_unit(crops)),
+        acc = step_fn(tf.constant(to_unit_range(crops)),
                       tf.constant(source.subject_ids[idx], tf.int32))
         accs.append(float(acc))
     return model, float(np.mean(accs[-50:]))
@@ -116,19 +117,25 @@ def _upscale(images_uint8, size):
                      for im in images_uint8])
 
 
-def _evaluation_images(source, count):
-    """A fixed, subject-balanced sample of ``count`` training images (sorted indices)."""
-    per_subject = {}
+def _evaluation_images(source, count, per_subject=1):
+    """A fixed, subject-balanced sample of ``count`` training images (sorted indices).
+
+    ``per_subject`` images of a subject are taken in a row (1: round robin over
+    all subjects, so ``count`` subjects when there are that many; k > 1:
+    ``count / k`` subjects with k images each, which gives the genuine pairs a
+    type-II attack figure needs).
+    """
+    by_subject = {}
     for i in np.argsort(source.subject_ids, kind="stable"):
-        per_subject.setdefault(int(source.subject_ids[i]), []).append(int(i))
+        by_subject.setdefault(int(source.subject_ids[i]), []).append(int(i))
     # Each subject's images in a fixed shuffled order, taken round robin.
     queues = [list(np.random.default_rng((0x57A6, s)).permutation(ids))
-              for s, ids in sorted(per_subject.items())]
+              for s, ids in sorted(by_subject.items())]
     pick, count = [], min(count, len(source))
     while len(pick) < count:
         for queue in queues:
-            if queue and len(pick) < count:
-                pick.append(int(queue.pop(0)))
+            take = min(per_subject, len(queue), count - len(pick))
+            pick.extend(int(queue.pop(0)) for _ in range(take))
     return np.asarray(sorted(pick))
 
 
@@ -255,9 +262,12 @@ def run_decoding_stage(world_dir, recognition_model, out_dir, seconds_budget=120
     figures.update(ident)
     unseen = _unseen_figures(trainer.decoder, rec, data_dir, eval_images, seed)
     figures.update({f"unseen subjects: {k}": v for k, v in unseen.items()})
+    # Four images of each of eval_images / 4 subjects: the type-II figure needs
+    # other images of the same (seen) subject.
+    seen = _evaluation_images(source, eval_images, per_subject=4)
     figures["reconstruction attack, seen subjects"] = _rounded(
-        attack_metrics.attack_figures(trainer.decoder, rec, crops,
-                                      source.subject_ids[pick], seed=seed))
+        attack_metrics.attack_figures(trainer.decoder, rec, source.center_crops(seen),
+                                      source.subject_ids[seen], seed=seed))
     unseen_attack = _unseen_attack(trainer.decoder, rec, world_dir, data_dir,
                                    eval_images, seed)
     if unseen_attack:
@@ -275,7 +285,7 @@ def run_decoding_stage(world_dir, recognition_model, out_dir, seconds_budget=120
 
     # Eigen-features of the training representations (lfw_recon sub-task 3).
     feats = trainer.cache[0] if trainer.cache is not None else rec.features(
-        to_unit(source.center_crops(np.arange(len(source)))))
+        to_unit_range(source.center_crops(np.arange(len(source)))))
     eig = reconstruction.eigen_features(feats.T)
     k = min(num_eigen, eig.vectors.shape[1])
     vecs = eig.vectors[:, :k].T

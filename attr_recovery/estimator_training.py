@@ -45,6 +45,7 @@ from attr_recovery.estimators import (AttributeEstimator, LandmarkEstimator, hea
 from interp_fr import tf_logging
 from interp_fr.atomic_io import atomic_save_text
 from interp_fr.data import pipeline, synthetic_world
+from interp_fr.data.image_scaling import to_unit_range_tf
 
 CONFIG_FILE = "estimators.json"
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -273,7 +274,7 @@ class EstimatorTrainer:
 
         @tf.function(reduce_retracing=True)
         def step_fn(images, targets, landmarks, res):
-            x = tf.cast(images, tf.float32) / 127.5 - 1.0
+            x = to_unit_range_tf(images)
             with tf.GradientTape() as tape:
                 losses = {}
                 total = 0.0

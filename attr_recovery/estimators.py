@@ -249,10 +249,3 @@ def head_losses(estimator, outputs, targets):
         w = tf.cast(valid, tf.float32)
         losses[spec.name] = tf.reduce_sum(err * w) / tf.maximum(tf.reduce_sum(w), 1.0)
     return losses
-
-
-def landmark_loss(outputs, landmarks):
-    """Mean L1 distance (pixels of the 96 px frame) of predicted to true landmarks [N, K, 2]."""
-    t = tf.convert_to_tensor(landmarks, tf.float32)
-    return tf.reduce_mean(tf.abs(outputs["landmarks"] - t))
-

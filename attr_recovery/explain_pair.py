@@ -19,7 +19,7 @@ import numpy as np
 from absl import app, flags
 
 from attr_recovery import counterfactual, stage2_figures, stage2_io
-from attr_recovery.attribute_data import to_unit
+from interp_fr.data.image_scaling import to_unit_range
 from attr_recovery.attribute_significance import DIRECTIONS_FILE, load_directions
 from interp_fr import cli
 from interp_fr.atomic_io import atomic_save_text
@@ -46,7 +46,7 @@ def main(argv):
     threshold = FLAGS.threshold if FLAGS.threshold is not None else directions["threshold"]
     if threshold is None:
         raise app.UsageError("no --threshold and none stored with the directions")
-    images = to_unit(np.stack([x1, x2]))
+    images = to_unit_range(np.stack([x1, x2]))
     z = rec.features(images)
     if z.shape[1] != directions["directions"].shape[1]:
         raise app.UsageError(f"the directions are {directions['directions'].shape[1]}-d "

@@ -29,6 +29,7 @@ from attr_recovery.convert_checkpoint import load_converted
 from attr_recovery.decoder import FeatureDecoder, load_trained_decoder, to_uint8
 from attr_recovery.recognition import as_recognition_model, load_recognition_model
 from interp_fr.atomic_io import atomic_write
+from interp_fr.data.image_scaling import to_unit_range
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 TASKS = ("recon_dir", "features", "eigen", "noise")
@@ -60,8 +61,7 @@ def list_images(root, extensions=IMAGE_EXTENSIONS):
 def load_image(path):
     """An image file as float32 [H, W, 3] in [-1, 1] (RGB)."""
     with Image.open(path) as img:
-        arr = np.asarray(img.convert("RGB"), np.float32)
-    return arr / 127.5 - 1.0
+        return to_unit_range(np.asarray(img.convert("RGB")))
 
 
 def save_image(path, image):

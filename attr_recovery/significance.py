@@ -14,7 +14,7 @@ from absl import flags
 
 from attr_recovery import attribute_significance as sig
 from attr_recovery import counterfactual, stage2_io
-from attr_recovery.attribute_data import to_unit
+from interp_fr.data.image_scaling import to_unit_range
 from interp_fr import cli
 
 FLAGS = flags.FLAGS
@@ -37,7 +37,7 @@ def main(argv):
         rec, decoder, reader = stage2_io.load_models(FLAGS)
         images, subjects, truth = stage2_io.load_reference(FLAGS.world_dir, FLAGS.images,
                                                            FLAGS.max_images)
-    z = rec.features(to_unit(images))
+    z = rec.features(to_unit_range(images))
     result = sig.compute_significance(rec, decoder, reader, images,
                                       names=FLAGS.attributes, truth=truth,
                                       subjects=subjects,

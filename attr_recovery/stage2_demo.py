@@ -27,7 +27,7 @@ import numpy as np
 from attr_recovery import attribute_significance as sig
 from attr_recovery import (counterfactual, estimator_training, face_geometry, stage2_figures,
                            stage2_io)
-from attr_recovery.attribute_data import to_unit
+from interp_fr.data.image_scaling import to_unit_range
 from attr_recovery.baseline_decoder import RidgeDecoder
 from interp_fr.atomic_io import atomic_save_text
 
@@ -130,12 +130,12 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
 
     # 2. Significance on the held-out faces.
     t0 = time.perf_counter()
-    images = to_unit(held.read(np.arange(len(held))))
+    images = to_unit_range(held.read(np.arange(len(held))))
     z = sig.representations(rec, images)
     if decoder is None:
         train = trainer.train_set
         rows = np.linspace(0, len(train) - 1, min(len(train), 1500)).round().astype(int)
-        train_images = to_unit(train.read(rows))
+        train_images = to_unit_range(train.read(rows))
         decoder = RidgeDecoder.fit(sig.representations(rec, train_images), train_images,
                                    size=working_size)
         figures["decoder"] = "ridge baseline (no decoder given)"

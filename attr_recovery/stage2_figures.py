@@ -1,22 +1,12 @@
 """Figures of attribute significance and counterfactual explanations (PNG, Matplotlib Agg)."""
-import io
 
-import matplotlib
 import numpy as np
 
-from interp_fr.atomic_io import atomic_write
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (backend chosen first)
+from interp_fr import plotting
 
 
 def _save(fig, path):
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    with atomic_write(path, "wb") as f:
-        f.write(buf.getvalue())
-    return path
+    return plotting.save_figure(fig, path, tight=True)
 
 
 def _display(image):
@@ -35,7 +25,7 @@ def significance_chart(result, path, title=None):
     names = list(result["names"])
     attrs = result["attributes"]
     k = len(names)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.32 * k + 1.6), sharey=True)
+    fig, axes = plotting.pyplot().subplots(1, 2, figsize=(11, 0.32 * k + 1.6), sharey=True)
     y = np.arange(k)[::-1]
     sens = np.array([attrs[n]["sensitivity"] for n in names])
     axes[0].barh(y, sens, color="tab:red")
@@ -77,7 +67,7 @@ def explanation_figure(image1, image2, explanation, path, max_counterfactuals=6)
     attrs = explanation["attributes"]
     shown = [n for n in explanation["order"] if n in imgs][:max_counterfactuals]
     cols = max(4, len(shown))
-    fig = plt.figure(figsize=(1.7 * cols, 6.6))
+    fig = plotting.pyplot().figure(figsize=(1.7 * cols, 6.6))
     grid = fig.add_gridspec(3, cols, height_ratios=[1, 1, 1.3])
     top = [(image1, "face 1"), (image2, "face 2"),
            (imgs.get("decoded_1"), "decoded 1"), (imgs.get("decoded_2"), "decoded 2")]

@@ -19,12 +19,11 @@ the *output* by the demodulation factor around one ordinary batched conv. This
 is algebraically the per-sample weight the original builds
 (``conv(x, w * s) * d == conv(x * s, w) * d``), avoids grouped convolutions
 (not available for TF on CPU) and differs only in float rounding (verified
-<= 1e-4 against the per-sample-weight form in tests/test_attr_stylegan2.py).
+<= 1e-4 against the per-sample-weight form in tests/test_attr_modules.py).
 """
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from attr_recovery.equalized import FUSED_LRELU, EqualLinear, FusedLeakyReLU
@@ -395,8 +394,3 @@ class Generator(keras.Model):
                       blur_kernel=self.blur_kernel, lr_mlp=self.lr_mlp,
                       channels=self.channels_override)
         return config
-
-
-def generator_param_count(generator):
-    """Number of trainable scalars of a Generator (excludes the noise buffers)."""
-    return int(sum(np.prod(v.shape) for v in generator.trainable_weights))

@@ -1,6 +1,6 @@
 """Training the representation decoder (not in the original code: it publishes none).
 
-Two modes (notes/attr_recovery_training.md):
+Two modes (BUILD_NOTES.md, "Training design"):
 
 - ``transformer`` (mode A): a frozen recognition model R and a frozen decoder
   (e.g. the converted released StyleGAN2); only the latent transformer T
@@ -45,7 +45,8 @@ from interp_fr import progress as progress_lib
 from interp_fr import tf_logging
 from interp_fr.atomic_io import atomic_save_text
 from interp_fr.data import dat_files, pipeline
-from interp_fr.training import write_scalar
+from interp_fr.training import NonFiniteLossError, write_scalar
+from interp_fr.data.image_scaling import to_unit_range
 
 MODE_JOINT = "joint"
 MODE_TRANSFORMER = "transformer"
@@ -59,7 +60,7 @@ LATENT_DISCRIMINATOR_WIDTHS = (512, 256, 128, 64)
 # Loss defaults per mode: (w_rec, w_id, w_reg).
 # Joint: the reconstruction leads, identity refines (a larger w_id reaches a
 # high identity cosine sooner but with less face-like images); measured in
-# notes/attr_recovery_training.md.
+# BUILD_NOTES.md, "Training design".
 MODE_DEFAULT_WEIGHTS = {MODE_JOINT: (1.0, 0.1, 0.05), MODE_TRANSFORMER: (0.0, 1.0, 0.01)}
 # Architectures selectable by name (CLI --preset): the small CPU decoder and
 # the original's (StyleGAN2 256 px, 512-d styles, IDDEncoder(14, 8)).
@@ -69,10 +70,6 @@ PRESETS = {
     "original": dict(size=256, style_dim=512, channels=None, channel_multiplier=2,
                      generator_n_mlp=8, transformer_n_mlp=8),
 }
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or inf; training stopped without saving."""
 
 
 def parse_channels(text):
@@ -253,11 +250,6 @@ class ImageSource:
                                             self.crop_size)
 
 
-def to_unit(images_uint8):
-    """uint8 -> float32 in [-1, 1] (x / 127.5 - 1, the original's transform)."""
-    return np.asarray(images_uint8, np.float32) / 127.5 - 1.0
-
-
 def resize_to(images, size):
     """[N, H, W, 3] -> [N, size, size, 3]: area averaging down, bilinear up."""
     images = tf.convert_to_tensor(images, tf.float32)
@@ -419,7 +411,7 @@ class DecoderTrainer:
         feats, targets = [], []
         for start in range(0, len(self.source), 64):
             idx = np.arange(start, min(start + 64, len(self.source)))
-            x = tf.constant(to_unit(self.source.center_crops(idx)))
+            x = tf.constant(to_unit_range(self.source.center_crops(idx)))
             feats.append(np.asarray(self._features_fn(x)))
             targets.append(np.asarray(self._target_fn(x)))
         return np.concatenate(feats), np.concatenate(targets)
@@ -430,7 +422,7 @@ class DecoderTrainer:
             idx = self.source.schedule.batch_indices(step)
             return tf.constant(self.cache[0][idx]), tf.constant(self.cache[1][idx])
         _, crops = self.source.batch(step)
-        x = tf.constant(to_unit(crops))
+        x = tf.constant(to_unit_range(crops))
         return self._features_fn(x), self._target_fn(x)
 
     # -- step --------------------------------------------------------------
@@ -585,7 +577,7 @@ def identity_figures(decoder, recognition, images, subject_ids=None, seed=0,
     """
     rec = as_recognition_model(recognition)
     images = np.asarray(images)
-    x = to_unit(images) if images.dtype == np.uint8 else images.astype(np.float32)
+    x = to_unit_range(images) if images.dtype == np.uint8 else images.astype(np.float32)
     z = rec.features(x, batch_size)
     decoded = decoder.decode_batched(z, batch_size, seed=seed)
     zr = rec.features(decoded, batch_size)

@@ -15,6 +15,7 @@ import dataclasses
 
 import numpy as np
 import tensorflow as tf
+from interp_fr.data.image_scaling import to_unit_range_tf
 
 TRAIN_CROP_SIZE = 96
 
@@ -74,11 +75,6 @@ def crop_batch(images, offsets, size):
     return images[b, rows[:, :, None], cols[:, None, :]]
 
 
-def to_unit_range(images_uint8):
-    """uint8 -> float32 in [-1, 1] as the original: x / 127.5 - 1."""
-    return tf.cast(images_uint8, tf.float32) / 127.5 - 1.0
-
-
 def training_dataset(dat_images, subject_ids, batch_size, *, seed=0,
                      start_batch=0, num_batches=None, crop_size=TRAIN_CROP_SIZE,
                      reshuffle_each_epoch=False, num_parallel_calls=tf.data.AUTOTUNE,
@@ -132,7 +128,7 @@ def training_dataset(dat_images, subject_ids, batch_size, *, seed=0,
         offsets.set_shape([batch_size, 2])
         labels.set_shape([batch_size])
         indices.set_shape([batch_size])
-        return {"image": to_unit_range(crops), "offset": offsets, "label": labels,
+        return {"image": to_unit_range_tf(crops), "offset": offsets, "label": labels,
                 "index": indices, "step": global_batch}
 
     stop = None if num_batches is None else start_batch + num_batches
@@ -167,7 +163,7 @@ def inference_dataset(dat_images, batch_size, *, num_parallel_calls=tf.data.AUTO
                                             stateful=False)
         images.set_shape([None, size, size, 3])
         indices.set_shape([None])
-        return {"image": to_unit_range(images), "index": indices}
+        return {"image": to_unit_range_tf(images), "index": indices}
 
     num = -(-total // batch_size)
     ds = tf.data.Dataset.range(num).map(load_tf, num_parallel_calls=num_parallel_calls,

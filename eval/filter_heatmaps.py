@@ -14,6 +14,7 @@ import os
 import numpy as np
 import scipy.ndimage
 
+from interp_fr import plotting
 from interp_fr.eval import interp_common
 
 FACE_SIZE = interp_common.FACE_SIZE
@@ -144,7 +145,7 @@ def plot_heatmap_grid(images, maps, filters, out_png, row_labels=None,
     Returns:
         out_png.
     """
-    plt = interp_common.pyplot()
+    plt = plotting.pyplot()
     pics = overlay(images, maps, filters)
     n, f = pics.shape[:2]
     fig, axes = plt.subplots(n, f + 1, figsize=(1.05 * (f + 1) + 0.6, 1.1 * n + 0.5),
@@ -165,7 +166,7 @@ def plot_heatmap_grid(images, maps, filters, out_png, row_labels=None,
         fig.suptitle(title, fontsize=9)
     fig.subplots_adjust(left=0.1, right=0.99, top=0.9 if title else 0.95,
                         bottom=0.01, wspace=0.04, hspace=0.06)
-    return interp_common.save_figure(fig, out_png)
+    return plotting.save_figure(fig, out_png)
 
 
 def heatmap_grid_for_model(model, world_dir, out_png, filters=None, num_filters=10,

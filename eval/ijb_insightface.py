@@ -94,6 +94,8 @@ import scipy.sparse
 from interp_fr.atomic_io import atomic_save_text, atomic_write
 from interp_fr.data.errors import DataFileError
 from interp_fr.eval.ijba import blas_threads
+from interp_fr import plotting
+from interp_fr.json_safe import json_safe
 
 TARGETS = ("IJBC", "IJBB")
 FAR_TARGETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -1399,20 +1401,6 @@ def results_text(results):
     return "\n".join(lines) + "\n"
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items() if not str(k).startswith("_")}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, (np.integer, np.bool_)):
-        return value.item()
-    return value
-
-
 def _plot_points(fpr, n=4000):
     """Indices of the ROC worth drawing on a log-FPR axis (the steps stay steps)."""
     if len(fpr) <= 2 * n:
@@ -1424,9 +1412,7 @@ def _plot_points(fpr, n=4000):
 
 def plot_roc(fpr, tpr, auc, path, title="ROC on IJB"):
     """The ROC as insightface draws it (log FPR 1e-6 .. 0.1), written atomically."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
 
     keep = _plot_points(fpr)
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -1440,9 +1426,7 @@ def plot_roc(fpr, tpr, auc, path, title="ROC on IJB"):
     ax.set_ylabel("True Positive Rate")
     ax.set_title(title)
     ax.legend(loc="lower right")
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    plotting.save_figure(fig, path)
 
 
 def write_outputs(results, output_dir):
@@ -1452,7 +1436,7 @@ def write_outputs(results, output_dir):
     stem = os.path.join(output_dir, results.get("target", "ijb").lower())
     written = []
     path = stem + "_results.json"
-    atomic_save_text(path, json.dumps(_jsonable(results), indent=2) + "\n")
+    atomic_save_text(path, json.dumps(json_safe(results, drop_private=True), indent=2) + "\n")
     written.append(path)
     path = stem + "_results.txt"
     atomic_save_text(path, results_text(results))

@@ -1,7 +1,7 @@
 """IJB-A 1:1 verification and 1:N search, ported from the original MATLAB scripts.
 
 ``CNN_single_verify.m`` / ``CNN_single_search.m`` (and their ``_subset`` variants
-for the occluded images) with MATLAB's semantics (notes/eval.md lists each one):
+for the occluded images) with MATLAB's semantics (BUILD_NOTES.md, "IJB-A / IJB-C evaluation", lists each one):
 
 * a template is every sighting of its templateID (file order), no averaging;
 * d = pairwise cosine distance (1 - cos, float64) between the two templates'
@@ -43,9 +43,11 @@ import time
 
 import numpy as np
 
-from interp_fr.atomic_io import atomic_save_text, atomic_write
+from interp_fr.atomic_io import atomic_save_text
 from interp_fr.data import ijba_protocol
 from interp_fr.data.errors import DataFileError, check_finite, text_line_numbers
+from interp_fr import plotting
+from interp_fr.json_safe import json_safe
 
 SCORE_NAMES = ("mean", "min", "mean_of_minima")  # MATLAB dist(:, 1..3)
 REPORTED_SCORE = 2  # 0-based: score 3 is the one the original prints
@@ -861,21 +863,6 @@ def num2str(x):
     return f"{x:.{min(digits, 17)}g}"
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items() if not str(k).startswith("_")}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def results_text(results):
     """The MATLAB scripts' disp lines, then our extra lines (labelled)."""
     lines = []
@@ -922,24 +909,17 @@ def results_text(results):
     return "\n".join(lines) + "\n"
 
 
-def _save_figure(fig, path):
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-
-
 def write_outputs(results, output_dir):
     """Writes ``ijba_results.json``, ``ijba_results.txt`` and the ROC / CMC PNGs.
 
     Every file is written atomically. Returns the list of paths written.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
 
     os.makedirs(output_dir, exist_ok=True)
     written = []
     path = os.path.join(output_dir, "ijba_results.json")
-    atomic_save_text(path, json.dumps(_jsonable(results), indent=2) + "\n")
+    atomic_save_text(path, json.dumps(json_safe(results, drop_private=True), indent=2) + "\n")
     written.append(path)
     path = os.path.join(output_dir, "ijba_results.txt")
     atomic_save_text(path, results_text(results))
@@ -960,7 +940,7 @@ def write_outputs(results, output_dir):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
         path = os.path.join(output_dir, "ijba_roc.png")
-        _save_figure(fig, path)
+        plotting.save_figure(fig, path)
         plt.close(fig)
         written.append(path)
     if "search" in results:
@@ -975,7 +955,7 @@ def write_outputs(results, output_dir):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
         path = os.path.join(output_dir, "ijba_cmc.png")
-        _save_figure(fig, path)
+        plotting.save_figure(fig, path)
         plt.close(fig)
         written.append(path)
     return written

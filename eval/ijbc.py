@@ -18,7 +18,7 @@ A template's feature is the mean of its image features; d = cosine distance
 (MATLAB ``pdist2``) between the two template means, so the three scores of
 ``verify.m`` coincide. Verification uses the IJB-A rule (stable sort, first j
 minimising |FAR_j - target|); search is closed-set with the rank of the true
-gallery template. notes/eval.md lists the original's quirks and what we do.
+gallery template. BUILD_NOTES.md ("IJB-C") lists the original's quirks and what we do.
 
 Command line (``python -m eval.ijbc`` in a checkout, ``interp-fr-ijbc`` installed)::
 
@@ -35,6 +35,8 @@ import time
 import numpy as np
 import scipy.io
 
+from interp_fr import plotting
+from interp_fr.json_safe import json_safe
 from interp_fr.atomic_io import atomic_save_text, atomic_write
 from interp_fr.data import mat_files
 from interp_fr.data.errors import DataFileError, check_finite
@@ -562,14 +564,12 @@ def results_text(results):
 
 def write_outputs(results, output_dir):
     """Writes ``ijbc_results.json``, ``ijbc_results.txt`` and ROC / CMC PNGs."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
 
     os.makedirs(output_dir, exist_ok=True)
     written = []
     path = os.path.join(output_dir, "ijbc_results.json")
-    atomic_save_text(path, json.dumps(ijba._jsonable(results), indent=2) + "\n")
+    atomic_save_text(path, json.dumps(json_safe(results, drop_private=True), indent=2) + "\n")
     written.append(path)
     path = os.path.join(output_dir, "ijbc_results.txt")
     atomic_save_text(path, results_text(results))
@@ -585,9 +585,7 @@ def write_outputs(results, output_dir):
         ax.set_title("IJB-C 1:1 verification ROC")
         ax.grid(True, which="both", alpha=0.3)
         path = os.path.join(output_dir, "ijbc_roc.png")
-        with atomic_write(path, "wb") as f:
-            fig.savefig(f, format="png", dpi=110)
-        plt.close(fig)
+        plotting.save_figure(fig, path)
         written.append(path)
     if "search" in results:
         fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -599,9 +597,7 @@ def write_outputs(results, output_dir):
         ax.set_title("IJB-C closed-set CMC")
         ax.grid(True, alpha=0.3)
         path = os.path.join(output_dir, "ijbc_cmc.png")
-        with atomic_write(path, "wb") as f:
-            fig.savefig(f, format="png", dpi=110)
-        plt.close(fig)
+        plotting.save_figure(fig, path)
         written.append(path)
     return written
 

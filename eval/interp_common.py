@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from interp_fr.atomic_io import atomic_write
+from interp_fr.data.image_scaling import to_unit_range
 
 FACE_SIZE = 96
 
@@ -47,11 +47,6 @@ class WorldPaths:
     @property
     def ijba_attributes(self):
         return os.path.join(self.root, "attributes", "ijba_attributes.npz")
-
-
-def to_unit_range(images_uint8):
-    """uint8 [..., 3] -> float32 in [-1, 1] (the original's x / 127.5 - 1)."""
-    return np.asarray(images_uint8, np.float32) / 127.5 - 1.0
 
 
 def make_forward(model):
@@ -200,41 +195,6 @@ def keras_weights_subjects(path):
             raise ValueError(f"{path}: no classifier bias (k7/vars/1); is this an "
                              "InterpFRNet weights file? Pass n_subjects.")
         return int(f["k7/vars/1"].shape[0])
-
-
-def save_figure(fig, path, dpi=110):
-    """Writes a Matplotlib figure as PNG atomically and closes it."""
-    import matplotlib.pyplot as plt
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=dpi)
-    plt.close(fig)
-    return path
-
-
-def pyplot():
-    """Matplotlib's pyplot on the Agg backend (no display needed)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def jsonable(value):
-    """Numpy scalars/arrays -> Python; NaN/inf -> None (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return v if np.isfinite(v) else None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 def define_model_flags(flags, world_help="Synthetic world (or a folder laid out the "

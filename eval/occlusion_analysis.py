@@ -16,7 +16,7 @@ model_pretrain_CASIA.py).
 * Verification on occluded faces (the occluded subset and synthetically
   occluded copies): `interp_fr.eval.recognition_report`.
 
-Design notes and deviations: notes/interpretability.md.
+Design notes and deviations: BUILD_NOTES.md, "Interpretability analyses".
 """
 import os
 import re
@@ -25,6 +25,9 @@ import tempfile
 import numpy as np
 from PIL import Image
 
+from interp_fr import plotting
+from interp_fr.data.image_scaling import to_unit_range
+from interp_fr.json_safe import json_safe
 from interp_fr.eval import interp_common
 
 FACE_SIZE = interp_common.FACE_SIZE
@@ -75,7 +78,7 @@ def synthetic_block_change(forward, images, blocks=BLOCKS, batch_size=64):
     """
     imgs = np.asarray(images)
     if imgs.dtype == np.uint8:
-        imgs = interp_common.to_unit_range(imgs)
+        imgs = to_unit_range(imgs)
     clean = unit_normalize(interp_common.run_forward(forward, imgs, batch_size))
     out = {}
     for name, x, y in blocks:
@@ -272,7 +275,7 @@ def plot_occlusion_changes(changes, out_png, background=None, locations=None,
     Returns:
         out_png.
     """
-    plt = interp_common.pyplot()
+    plt = plotting.pyplot()
     from matplotlib.patches import Rectangle
     rows = [(name, res, res.get("block")) for name, res in changes.items()]
     for group in AR_GROUPS:
@@ -324,7 +327,7 @@ def plot_occlusion_changes(changes, out_png, background=None, locations=None,
     fig.suptitle(f"feature change under occlusion (top {top_k} dimensions red; "
                  "their filters' average peak locations on the left)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    return interp_common.save_figure(fig, out_png)
+    return plotting.save_figure(fig, out_png)
 
 
 # ------------------------------------------------------------------ main job
@@ -432,8 +435,8 @@ def main(argv):
         from interp_fr.eval import recognition_report
         out["verification"] = recognition_report.recogniser_figures(model, f.world_dir)
     atomic_save_text(os.path.join(f.out_dir, "occlusion_analysis.json"),
-                     json.dumps(interp_common.jsonable(out), indent=1) + "\n")
-    print(json.dumps(interp_common.jsonable(out), indent=1))
+                     json.dumps(json_safe(out), indent=1) + "\n")
+    print(json.dumps(json_safe(out), indent=1))
 
 
 def run():

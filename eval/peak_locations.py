@@ -5,7 +5,7 @@ response is found in each image, mapped through the image's landmark
 triangulation onto one frontal face, and the mapped peaks are averaged with
 weights |peak value|; the deviation is the weighted mean distance to that
 average. The semantics follow average_location.m exactly (SPEC A8; details and
-the few deliberate deviations in notes/interpretability.md):
+the few deliberate deviations in BUILD_NOTES.md, "Interpretability analyses"):
 
   * a sign has a peak in an image when max > 0 (positive) / min < 0 (negative);
     on ties the first position in MATLAB column-major order of the [row, col]
@@ -31,6 +31,7 @@ import os
 
 import numpy as np
 
+from interp_fr import plotting
 from interp_fr.atomic_io import atomic_write, atomic_save_text
 from interp_fr.data.errors import DataFileError, InputError, check_finite
 
@@ -464,7 +465,7 @@ def peaks_from_file(path, num_images=DEFAULT_NUM_IMAGES, map_size=MAP_SIZE):
 
 def results_dict(results):
     """JSON-ready dict {model: {summary, per-sign arrays}}."""
-    from interp_fr.eval.interp_common import jsonable
+    from interp_fr.json_safe import json_safe
     out = {}
     for name, res in results.items():
         entry = {"summary": res.summary()}
@@ -475,7 +476,7 @@ def results_dict(results):
                         "n_outside_hull": loc.n_outside_hull,
                         "total_weight": loc.total_weight}
         out[name] = entry
-    return jsonable(out)
+    return json_safe(out)
 
 
 def save_results(results, out_dir, stem="peak_locations"):
@@ -516,8 +517,7 @@ def plot_peak_locations(results, out_png, background=None, frontal=None,
     Returns:
         out_png.
     """
-    from interp_fr.eval import interp_common
-    plt = interp_common.pyplot()
+    plt = plotting.pyplot()
     names = list(results)
     devs = np.concatenate([results[n].signs[s].deviations for n in names for s in SIGNS])
     devs = devs[np.isfinite(devs)]
@@ -555,7 +555,7 @@ def plot_peak_locations(results, out_png, background=None, frontal=None,
     if scatter is not None:
         cax = fig.add_axes([0.85, 0.1, 0.03, 0.8])
         fig.colorbar(scatter, cax=cax, label="deviation (px)")
-    return interp_common.save_figure(fig, out_png)
+    return plotting.save_figure(fig, out_png)
 
 
 def spreadness_table(results):

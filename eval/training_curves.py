@@ -1,5 +1,5 @@
 """Learning curves of training runs: identity loss and batch accuracy per step."""
-from interp_fr.atomic_io import atomic_write
+from interp_fr import plotting
 
 
 def plot_learning_curves(histories, path, step_offsets=None):
@@ -15,9 +15,7 @@ def plot_learning_curves(histories, path, step_offsets=None):
     Returns:
         ``path``.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
 
     offsets = step_offsets or {}
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -36,7 +34,4 @@ def plot_learning_curves(histories, path, step_offsets=None):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return plotting.save_figure(fig, path, dpi=100)

@@ -4,25 +4,30 @@ Also ``python -m interp_fr.demo``. See `interp_fr.main_job` for the stages.
 """
 from absl import flags
 
-from interp_fr import cli, main_job
+from interp_fr import cli, main_job, recipes
 from interp_fr.data import synthetic_world
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "demo_out", "Output folder for the world, models and report.")
 flags.DEFINE_integer("seed", 0, "Seed of the synthetic world.")
 flags.DEFINE_bool("quick", False, "A smaller world and shorter training (for tests).")
+flags.DEFINE_enum("pretrained_base", recipes.Recipe.pretrained_base,
+                  list(recipes.PRETRAINED_BASE_CHOICES),
+                  "Where the full model starts: the shipped reference base CNN "
+                  "(when it fits the world) or a base trained in this run.")
 
 
 def main(argv):
     del argv
     config = synthetic_world.WorldConfig(seed=FLAGS.seed)
-    model = main_job.DemoModelConfig()
+    model = main_job.DemoModelConfig(pretrained_base=FLAGS.pretrained_base)
     if FLAGS.quick:
         config = synthetic_world.WorldConfig(
             train_subjects=8, train_images_per_subject=8, test_subjects=8,
             test_images_min=3, test_images_max=5, num_splits=10, seed=FLAGS.seed)
         model = main_job.DemoModelConfig(df_dim=4, gfc_dim=32, dfc_dim=32,
-                                         batch_size=16, pretrain_steps=4, max_steps=8)
+                                         batch_size=16, pretrain_steps=4, max_steps=8,
+                                         pretrained_base=FLAGS.pretrained_base)
     main_job.run_job(FLAGS.out, config, model, quick=FLAGS.quick)
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from interp_fr.atomic_io import atomic_save_text, atomic_write
 from interp_fr.data import dat_files
 from interp_fr.data.errors import DataFileError, check_finite
+from interp_fr.data.image_scaling import to_unit_range
 
 DEFAULT_IMAGES = os.path.join("..", "DATA", dat_files.IJBA_IMAGES_FILE)
 DEFAULT_FEATURES_FILE = "IJBA_features_iter_0.txt"
@@ -119,11 +120,6 @@ def open_images(source, resize=False):
                                 f"{dat_files.IJBA_IMAGES_FILE} in this "
                                 "folder") from None
     return dat_files.DatImages(source, IMAGE_SIZE)
-
-
-def to_unit_range(images_uint8):
-    """uint8 [..] -> float32 in [-1, 1] as the original: x / 127.5 - 1."""
-    return images_uint8.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
 
 
 def _prefetched_batches(images, batch_size, total, depth=2):

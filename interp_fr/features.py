@@ -66,9 +66,3 @@ def save_feature_text(path, rows):
     np.savetxt(buf, np.asarray(rows))
     with atomic_write(path, "w") as f:
         f.write(buf.getvalue())
-
-
-def save_feature_npy(path, rows):
-    """Writes a float matrix as ``.npy``, atomically."""
-    with atomic_write(path, "wb") as f:
-        np.save(f, np.asarray(rows))

@@ -2,7 +2,7 @@
 
 Each piece here exists because a stock TF2 / Keras 3 equivalent computes
 different numbers (resize, batch norm) or uses different variable names
-(convolution, linear).  See notes/model.md for how each was verified.
+(convolution, linear).  BUILD_NOTES.md, "Model, losses and TF1 checkpoints", says how each was verified.
 """
 import keras
 import tensorflow as tf

@@ -16,6 +16,7 @@ from interp_fr.atomic_io import atomic_save_text
 from interp_fr.data import dat_files, mat_files, synthetic_world
 from interp_fr.eval import (filter_heatmaps, ijba, occlusion_analysis, peak_locations,
                             recognition_report, training_curves)
+from interp_fr.data.image_scaling import to_unit_range
 
 
 # The main job's recipe: the `recipes.Recipe` defaults (BUILD_NOTES.md,
@@ -58,14 +59,46 @@ def stage_world(ctx):
             "verify comparisons per split": summary["verify_comparisons_per_split"]}
 
 
+def _reference_base(ctx, training_subjects):
+    """(model, description) of the shipped reference base CNN when the recipe
+    asks for it and its widths and subject count fit; else None."""
+    r = ctx.model_config
+    if r.pretrained_base != "reference" or "base" not in reference_models.available():
+        return None
+    model, description = reference_models.load_reference_model("base")
+    wanted = {"df_dim": r.df_dim, "gfc_dim": r.gfc_dim, "dfc_dim": r.dfc_dim,
+              "n_subjects": training_subjects}
+    if any(description["model"].get(k) != v for k, v in wanted.items()):
+        return None
+    return model, description
+
+
 def stage_pretrain(ctx):
-    """Trains the base CNN (identity loss only), as the original's pretraining."""
+    """The base CNN (identity loss only) the full model starts from, as in the
+    original procedure: the shipped reference base when the recipe asks for it
+    (its pretraining costs more than the whole job's budget), else trained here."""
+    subjects = dat_files.load_casia(ctx.values["data_dir"]).num_subjects
+    reference = _reference_base(ctx, subjects)
+    if reference is not None:
+        model, description = reference
+        ctx.values["base"] = model
+        ctx.values["base_label"] = "base CNN (reference weights)"
+        recorded = description["recorded"]
+        return {"source": "reference weights "
+                f"({os.path.join(reference_models.REFERENCE_DIR, 'base')}), trained "
+                f"for {recorded['steps']} steps on the training identities of the "
+                "world of seed 0 by experiments/reproduce_paper.py; "
+                "--pretrained_base=train trains it here instead",
+                "steps": int(recorded["steps"]),
+                "seconds (when it was made)": round(recorded["train_seconds"], 1)}
     base = recipes.train_paper_model(ctx.model_config, "base", ctx.values["world_dir"],
                                      ctx.path("checkpoints"),
                                      progress=sys.stdout.isatty())
     atomic_save_text(ctx.path("pretrain_log.txt"), "\n".join(base.log) + "\n")
     ctx.values["base"] = base
-    return {"steps": int(base.trainer.step.numpy()),
+    ctx.values["base_label"] = "base CNN (this run)"
+    return {"source": "trained here",
+            "steps": int(base.trainer.step.numpy()),
             "seconds": round(base.seconds, 1),
             "final identity loss (2 x CE)": round(base.last.get("d_loss_real_id",
                                                                 float("nan")), 4),
@@ -81,11 +114,17 @@ def stage_train(ctx):
     atomic_save_text(ctx.path("training_log.txt"), "\n".join(full.log) + "\n")
     trainer, config = full.trainer, full.trainer.config
     ctx.values.update(model=trainer.model, train_config=config)
-    base = ctx.values["base"].trainer
-    curves = training_curves.plot_learning_curves(
-        {"base CNN": base.history, "full model (from the base)": trainer.history},
-        ctx.path("learning_curves.png"),
-        step_offsets={"full model (from the base)": int(base.step.numpy())})
+    base = ctx.values["base"]
+    if isinstance(base, recipes.TrainedModel):
+        curves = training_curves.plot_learning_curves(
+            {"base CNN": base.trainer.history,
+             "full model (from the base)": trainer.history},
+            ctx.path("learning_curves.png"),
+            step_offsets={"full model (from the base)": int(base.trainer.step.numpy())})
+    else:
+        curves = training_curves.plot_learning_curves(
+            {"full model (from the reference base)": trainer.history},
+            ctx.path("learning_curves.png"))
     first = next((line for line in full.log if line.startswith("Epoch:")), "")
     return {"restored": trainer.restored_from, "steps": int(trainer.step.numpy()),
             "seconds": round(full.seconds, 1), "batch size": config.batch_size,
@@ -123,7 +162,7 @@ def stage_freeze(ctx):
                                           output=ctx.path("pretrained_model.pb"))
     frozen = model_loading.load_forward(result.output)
     test = dat_files.open_ijba_images(ctx.values["data_dir"])
-    images = (test.read_range(0, 16).astype("float32") / 127.5) - 1.0
+    images = to_unit_range(test.read_range(0, 16))
     feats = frozen.forward(images)["feature"]
     diff = float(abs(feats - ctx.values["features"][:16]).max())
     return {"frozen graph": result.output, "nodes": result.num_nodes,
@@ -144,15 +183,18 @@ def stage_evaluate(ctx):
                                   task="both", subset="occluded")
     ijba.write_outputs(occluded, ctx.path("ijba_occluded"))
     world = ctx.values["world_dir"]
+    base = ctx.values["base"]
     base_forward = ctx.values["base_forward"] = features.keras_forward(
-        ctx.values["base"].model)
+        base.model if isinstance(base, recipes.TrainedModel) else base)
     rows = [("raw pixels (PCA 64 of 24x24)", recognition_report.pixel_baseline_figures(world)),
-            ("base CNN (this run)", recognition_report.recogniser_figures(
+            (ctx.values["base_label"], recognition_report.recogniser_figures(
                 base_forward, world)),
             ("full model (this run)", recognition_report.recogniser_figures(
                 ctx.values["forward"], world))]
     references = {}
     for name in reference_models.available():
+        if name == "base" and "reference" in ctx.values["base_label"]:
+            continue  # already the base row
         model, description = reference_models.load_reference_model(name)
         references[name] = features.keras_forward(model)
         rows.append((f"{name} (reference weights)", recognition_report.recogniser_figures(
@@ -187,12 +229,14 @@ def stage_interpretability(ctx):
     out = ctx.path("interpretability")
     os.makedirs(out, exist_ok=True)
     # The paper's figure: base and full side by side, one row each.
-    models = {"base (this run)": ctx.values["base_forward"], "full (this run)": model}
+    base_key = ("base (reference)" if "reference" in ctx.values["base_label"]
+                else "base (this run)")
+    models = {base_key: ctx.values["base_forward"], "full (this run)": model}
     models.update({f"{n} (reference)": f
                    for n, f in ctx.values.get("reference_forwards", {}).items()})
     both = peak_locations.peak_location_figure_for_models(
         models, world, os.path.join(out, "peak_locations.png"), out_dir=out)
-    peaks, base_peaks = both["full (this run)"], both["base (this run)"]
+    peaks, base_peaks = both["full (this run)"], both[base_key]
     heat = filter_heatmaps.heatmap_grid_for_model(
         model, world, os.path.join(out, "filter_heatmaps.png"))
     occl = occlusion_analysis.occlusion_figure_for_model(
@@ -200,12 +244,12 @@ def stage_interpretability(ctx):
     forehead = occl["blocks"].get("forehead", {})
     return {"spreadness d, full model (positive / negative / mean, px)":
             f"{peaks['d_pos']:.2f} / {peaks['d_neg']:.2f} / {peaks['d']:.2f}",
-            "spreadness d, base CNN (positive / negative / mean, px)":
+            f"spreadness d, {base_key} (positive / negative / mean, px)":
             f"{base_peaks['d_pos']:.2f} / {base_peaks['d_neg']:.2f} / "
             f"{base_peaks['d']:.2f}",
             **{f"spreadness d, {n} (positive / negative / mean, px)":
                f"{r['d_pos']:.2f} / {r['d_neg']:.2f} / {r['d']:.2f}"
-               for n, r in both.items() if "reference" in n},
+               for n, r in both.items() if "reference" in n and n != base_key},
             "heat-map filters": heat["filters"],
             "occlusion blocks analysed": sorted(occl["blocks"]),
             "forehead block": {k: v for k, v in forehead.items()

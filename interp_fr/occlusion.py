@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 
 from interp_fr.data import mat_files
 from interp_fr.data.errors import InputError
+from interp_fr.data.image_scaling import to_unit_range
 
 RECT_WIDTH, RECT_HEIGHT = 32, 12
 TEMPLATE_SPACE = 110
@@ -223,7 +224,7 @@ def occlude_dataset(dat_images, landmarks, synthesizer, landmark_offset, seed,
     n = len(dat_images)
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
-        imgs = dat_images.read_range(start, stop).astype(np.float32) / 127.5 - 1.0
+        imgs = to_unit_range(dat_images.read_range(start, stop))
         offsets = np.full((stop - start, 2), landmark_offset, np.float64)
         polys = np.stack([
             synthesizer.polygons(rectangle_corners(*sample_rectangle(rng)),

@@ -44,6 +44,12 @@ class Recipe:
         beta1: Adam's beta1.
         dropout_keep_prob: keep probability before the classifier.
         seed: initialisation, data order, crops and occlusions.
+        pretrained_base: where the main job's full model starts.
+            "reference": the shipped reference base CNN
+            (`interp_fr.reference_models`, trained for 2,400 steps on the
+            training identities of the world of seed 0) when its widths and
+            subject count fit the recipe and the world, else a base trained
+            here for ``pretrain_steps``; "train": always trained here.
     """
     df_dim: int = 8
     gfc_dim: int = 64
@@ -52,13 +58,17 @@ class Recipe:
     pretrain_steps: int = 1500
     pretrain_learning_rate: float = 3e-4
     learning_rate: float = 3e-4
-    max_steps: int = 250
+    max_steps: int = 700
     lr_schedule: str = "cosine"
     warmup_steps: int = 30
     beta1: float = 0.9
     head_lr_multiplier: float = 10.0
     dropout_keep_prob: float = 1.0
     seed: int = 0
+    pretrained_base: str = "reference"
+
+
+PRETRAINED_BASE_CHOICES = ("reference", "train")
 
 
 def train_config(recipe, world_dir, checkpoint_dir, name, progress=False,

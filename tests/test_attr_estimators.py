@@ -17,6 +17,7 @@ from attr_recovery.baseline_decoder import RidgeDecoder
 from interp_fr.data import mat_files, synthetic_world
 from tests import learning
 from tests.conftest import REPO_ROOT
+from interp_fr.data import image_scaling
 
 SMALL_WORLD = synthetic_world.WorldConfig(
     train_subjects=12, train_images_per_subject=16, test_subjects=10,
@@ -196,7 +197,7 @@ def test_command_lines(trained, world, tmp_path):
     model = keras.Model(inputs, keras.layers.Dense(24)(keras.layers.Flatten()(inputs)))
     model.save(str(tmp_path / "r.keras"))
     train = attribute_data.world_split(world, "train")
-    x = attribute_data.to_unit(train.read(np.arange(len(train))))
+    x = image_scaling.to_unit_range(train.read(np.arange(len(train))))
     z = model(tf.image.resize(x, (16, 16), method="area")).numpy()
     RidgeDecoder.fit(z, x, size=24).save(str(tmp_path / "d.npz"))
     common = [f"--recognition=keras:{tmp_path / 'r.keras'}",

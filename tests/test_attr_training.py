@@ -83,6 +83,27 @@ def test_decoding_stage_recovers_identity(world, tmp_path):
     with Image.open(os.path.join(out, demo_stage.GRID_FILE)) as img:
         assert img.size[1] == 2 * 96 + 3 * 2          # input row over decoded row
     assert os.path.exists(os.path.join(out, "decoder", decoder_lib.CONFIG_FILE))
+    # 48 images, four of a subject at a time over 8 subjects: 8 images of
+    # subjects 0-3 and 4 of subjects 4-7.
+    seen = figures["reconstruction attack, seen subjects"]
+    assert seen["genuine pairs"] == 4 * 28 + 4 * 6
+    assert seen["type-II pairs"] == 4 * 8 * 7 + 4 * 4 * 3
+
+
+def test_evaluation_images_balanced_and_grouped():
+    class Source:
+        subject_ids = np.repeat(np.arange(5), 6)[np.random.default_rng(0).permutation(30)]
+
+        def __len__(self):
+            return 30
+    source = Source()
+    one = demo_stage._evaluation_images(source, 5)
+    assert sorted(source.subject_ids[one]) == [0, 1, 2, 3, 4]
+    four = demo_stage._evaluation_images(source, 12, per_subject=4)
+    assert np.all(np.diff(four) > 0)
+    assert sorted(np.bincount(source.subject_ids[four], minlength=5).tolist()) == [
+        0, 0, 4, 4, 4]
+    assert np.array_equal(four, demo_stage._evaluation_images(source, 12, per_subject=4))
 
 
 def test_interp_fr_wrapper_any_size_and_gradient():

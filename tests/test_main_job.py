@@ -39,3 +39,19 @@ def test_demo_quick_writes_report(tmp_path):
                 "decoding/decoding_grid.png", "decoding/eigen_features.png",
                 "significance/significance.png", "significance/explanation.png"):
         assert os.path.isfile(out / rel), rel
+
+
+def test_full_model_starts_from_the_reference_base_only_when_it_fits(tmp_path):
+    from interp_fr import main_job, recipes, reference_models
+    from interp_fr.data import synthetic_world
+    assert "base" in reference_models.available()
+    subjects = reference_models.load_reference_model("base")[1]["model"]["n_subjects"]
+
+    def ctx(**recipe):
+        return main_job.JobContext(str(tmp_path), synthetic_world.WorldConfig(),
+                                   model_config=recipes.Recipe(**recipe))
+    model, description = main_job._reference_base(ctx(), subjects)
+    assert description["name"] == "base" and model.n_subjects == subjects
+    assert main_job._reference_base(ctx(), subjects - 1) is None
+    assert main_job._reference_base(ctx(df_dim=4), subjects) is None
+    assert main_job._reference_base(ctx(pretrained_base="train"), subjects) is None

@@ -102,14 +102,8 @@ def attack_figures(decoder, recognition, images, subjects, seed=0, batch_size=32
     Returns:
         dict of figures (`attack_rates` and `image_similarity`).
     """
-    from attr_recovery.recognition import as_recognition_model
-    from interp_fr.data.image_scaling import to_unit_range
-    rec = as_recognition_model(recognition)
-    images = np.asarray(images)
-    x = to_unit_range(images) if images.dtype == np.uint8 else images.astype(np.float32)
-    z = rec.features(x, batch_size)
-    decoded = decoder.decode_batched(z, batch_size, seed=seed)
-    zd = rec.features(decoded, batch_size)
+    from attr_recovery.training import decode_round_trip
+    z, decoded, zd = decode_round_trip(decoder, recognition, images, seed, batch_size)
     out = attack_rates(z, zd, subjects, fars)
-    out.update(image_similarity(images, decoded))
+    out.update(image_similarity(np.asarray(images), decoded))
     return out

@@ -18,7 +18,6 @@ Resizing uses bilinear interpolation with align_corners=True, the original's
 ``F.interpolate`` convention for its recognition models.
 """
 import os
-import re
 
 import keras
 import numpy as np
@@ -26,7 +25,6 @@ import tensorflow as tf
 
 from attr_recovery.backbones import IRSEBackbone, MobileFaceNet, resize_align_corners
 from attr_recovery.convert_checkpoint import load_converted
-from interp_fr import training as fr_training
 from interp_fr.model import IMAGE_SIZE, InterpFRNet
 
 # x / sqrt(max(||x||^2, eps)): unlike the ArcFace head's epsilon-free norm, an
@@ -156,28 +154,16 @@ def as_recognition_model(obj, input_size=None, name=None):
     raise TypeError(f"cannot use a {type(obj).__name__} as a recognition model")
 
 
-_MODEL_DIR = re.compile(r"^(?P<dataset>.+)_(?P<batch>\d+)_96_(?P<gf>\d+)_(?P<gfc>\d+)_"
-                        r"(?P<df>\d+)_(?P<dfc>\d+)$")
-
-
-def load_interp_fr(model_dir, variant="full"):
-    """The trained InterpFRNet of a face-trainer folder.
-
-    Folder name: ``<dataset>_<batch>_96_<gf>_<gfc>_<df>_<dfc>``.
-
-    The folder name carries the hyper-parameters (the face trainer's naming), so
-    only ``variant`` must be told. Returns the Keras model.
-    """
-    model_dir = os.path.normpath(model_dir)
-    m = _MODEL_DIR.match(os.path.basename(model_dir))
-    if not m:
-        raise ValueError(f"{model_dir}: not a face-trainer folder named "
-                         "<dataset>_<batch>_96_<gf>_<gfc>_<df>_<dfc>")
-    config = fr_training.TrainConfig(
-        checkpoint_dir=os.path.dirname(model_dir), dataset=m["dataset"],
-        batch_size=int(m["batch"]), gf_dim=int(m["gf"]), gfc_dim=int(m["gfc"]),
-        df_dim=int(m["df"]), dfc_dim=int(m["dfc"]), variant=variant)
-    return fr_training.load_trained_model(config)
+def load_interp_fr(path, variant="full"):
+    """The trained InterpFRNet at ``path`` (a face-trainer folder, its
+    checkpoint folder with one run, or any file the project's loader reads:
+    `interp_fr.model_loading.load_keras_model`). Widths and subject count are
+    read off the stored weights; ``variant`` other than "full" (e.g.
+    "hypercolumn_no_mask") is checked against them. Returns the Keras model."""
+    from interp_fr import model_loading
+    from interp_fr.model import VARIANT_FULL
+    overrides = {} if variant in (None, VARIANT_FULL) else {"variant": variant}
+    return model_loading.load_keras_model(path, **overrides)[0]
 
 
 def load_recognition_model(spec, variant="full", input_size=None):

@@ -551,6 +551,25 @@ class DecoderTrainer:
 
 # ---------------------------------------------------------------- evaluation
 
+def decode_round_trip(decoder, recognition, images, seed=0, batch_size=32):
+    """x -> z = R(x) -> y = decoder(z) -> R(y), the step every decoding figure starts from.
+
+    Args:
+      decoder: `decoder.FeatureDecoder`.
+      recognition: anything ``as_recognition_model`` takes.
+      images: [N, H, W, 3] uint8 or float in [-1, 1].
+      seed: decoder noise seed (per image).
+    Returns: (z [N, d], decoded float images [N, size, size, 3], R(decoded) [N, d]),
+      representations unit-normalised.
+    """
+    rec = as_recognition_model(recognition)
+    images = np.asarray(images)
+    x = to_unit_range(images) if images.dtype == np.uint8 else images.astype(np.float32)
+    z = rec.features(x, batch_size)
+    decoded = decoder.decode_batched(z, batch_size, seed=seed)
+    return z, decoded, rec.features(decoded, batch_size)
+
+
 def identity_figures(decoder, recognition, images, subject_ids=None, seed=0,
                      batch_size=32):
     """How well decoded faces keep the identity of their representation.
@@ -575,12 +594,7 @@ def identity_figures(decoder, recognition, images, subject_ids=None, seed=0,
       seed: decoder noise seed (per image).
     Returns: (figures dict, decoded float images [N, size, size, 3]).
     """
-    rec = as_recognition_model(recognition)
-    images = np.asarray(images)
-    x = to_unit_range(images) if images.dtype == np.uint8 else images.astype(np.float32)
-    z = rec.features(x, batch_size)
-    decoded = decoder.decode_batched(z, batch_size, seed=seed)
-    zr = rec.features(decoded, batch_size)
+    z, decoded, zr = decode_round_trip(decoder, recognition, images, seed, batch_size)
     n = len(z)
     cos = zr @ z.T                                  # [decoded i, input j]
     off = ~np.eye(n, dtype=bool)

@@ -52,8 +52,12 @@ def _timed(fn):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocol_dir",
-                        default=os.path.join(os.path.dirname(REPO), "shared",
-                                             "ijba_protocol"))
+                        default=os.path.join(os.environ.get(
+                            "INTERP_FR_SHARED", os.path.join(os.path.dirname(REPO),
+                                                             "shared")), "ijba_protocol"),
+                        help="the real IJB-A protocol files (default: "
+                             "$INTERP_FR_SHARED/ijba_protocol, else ../shared beside "
+                             "the checkout)")
     parser.add_argument("--dim", type=int, default=320)
     parser.add_argument("--search_probes", type=int, default=300,
                         help="probe templates for the loop port's search (0 = all)")

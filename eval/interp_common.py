@@ -132,69 +132,40 @@ def iter_dat_maps(forward, dat_images, num_images, batch_size=64, map_size=None)
                           map_size)
 
 
-def load_model(source, variant="full", df_dim=32, gfc_dim=320, dfc_dim=320,
+def load_model(source, variant=None, df_dim=None, gfc_dim=None, dfc_dim=None,
                n_subjects=None, dataset="CASIA", batch_size=64, gf_dim=32):
-    """Loads an `InterpFRNet` from a Keras ``.weights.h5`` file or a checkpoint folder.
+    """Loads an `InterpFRNet` through the project's one loader
+    (`interp_fr.model_loading.load_keras_model`).
 
     Args:
-        source: ``*.weights.h5`` (built with the given dims and variant;
-            ``n_subjects`` is read from the file when None), or our checkpoint
-            folder (``checkpoint_dir`` as in training; the model folder inside
-            it is named from ``dataset``, ``batch_size`` and the dims, exactly as
-            `interp_fr.training.TrainConfig.model_dir`). A folder that itself
-            holds ``resume/`` or a TF1 ``checkpoint`` file is used directly.
+        source: anything that loader reads (``*.weights.h5``, a checkpoint
+            folder or prefix, a frozen graph, a SavedModel), or a
+            ``checkpoint_dir`` as in training: when all three widths are given
+            and the run folder they name (`interp_fr.training.TrainConfig.model_dir`:
+            ``dataset``, ``batch_size``, ``gf_dim`` and the widths) exists under
+            it, that run is loaded.
+        variant, df_dim, gfc_dim, dfc_dim, n_subjects: None reads them off the
+            stored weights; given values must agree with them ("full" asks for
+            nothing, so a base CNN loads under the default).
 
     Returns:
         the built model.
     """
-    from interp_fr import training
-    from interp_fr.model import InterpFRNet
-    if str(source).endswith(".weights.h5"):
-        if n_subjects is None:
-            n_subjects = keras_weights_subjects(source)
-        model = InterpFRNet(df_dim=df_dim, gfc_dim=gfc_dim, dfc_dim=dfc_dim,
-                            n_subjects=n_subjects, variant=variant)
-        model.load_weights(source)
-        return model
-    if not os.path.isdir(source):
-        raise FileNotFoundError(f"{source}: neither a .weights.h5 file nor a "
-                                "checkpoint folder")
-    config = training.TrainConfig(checkpoint_dir=source, dataset=dataset,
-                                  batch_size=batch_size, gf_dim=gf_dim,
-                                  df_dim=df_dim, gfc_dim=gfc_dim, dfc_dim=dfc_dim,
-                                  n_subjects=n_subjects, variant=variant)
-    direct = (os.path.isdir(os.path.join(source, training.RESUME_SUBDIR))
-              or os.path.isfile(os.path.join(source, "checkpoint")))
-    if direct:
-        return training.load_trained_model(_with_model_dir(config, source))
-    return training.load_trained_model(config)
-
-
-def _with_model_dir(config, model_dir):
-    """``config`` with its model folder given rather than derived from its name."""
-    from interp_fr import training
-
-    @dataclasses.dataclass
-    class FixedDirConfig(training.TrainConfig):
-        fixed_model_dir: str = None
-
-        @property
-        def model_dir(self):
-            return self.fixed_model_dir
-
-    values = {f.name: getattr(config, f.name)
-              for f in dataclasses.fields(training.TrainConfig)}
-    return FixedDirConfig(**values, fixed_model_dir=os.path.abspath(model_dir))
-
-
-def keras_weights_subjects(path):
-    """Classifier width stored in an `InterpFRNet` ``.weights.h5`` file."""
-    import h5py
-    with h5py.File(path, "r") as f:
-        if "k7/vars/1" not in f:
-            raise ValueError(f"{path}: no classifier bias (k7/vars/1); is this an "
-                             "InterpFRNet weights file? Pass n_subjects.")
-        return int(f["k7/vars/1"].shape[0])
+    from interp_fr import model_loading, training
+    from interp_fr.model import VARIANT_FULL
+    path = os.fspath(source)
+    if os.path.isdir(path) and None not in (df_dim, gfc_dim, dfc_dim):
+        named = training.TrainConfig(checkpoint_dir=path, dataset=dataset,
+                                     batch_size=batch_size, gf_dim=gf_dim, df_dim=df_dim,
+                                     gfc_dim=gfc_dim, dfc_dim=dfc_dim).model_dir
+        if os.path.isdir(named):
+            path = named
+    overrides = {k: v for k, v in (("df_dim", df_dim), ("gfc_dim", gfc_dim),
+                                   ("dfc_dim", dfc_dim), ("n_subjects", n_subjects))
+                 if v is not None}
+    if variant not in (None, VARIANT_FULL):
+        overrides["variant"] = variant
+    return model_loading.load_keras_model(path, **overrides)[0]
 
 
 def define_model_flags(flags, world_help="Synthetic world (or a folder laid out the "
@@ -206,10 +177,10 @@ def define_model_flags(flags, world_help="Synthetic world (or a folder laid out 
     """
     flags.DEFINE_string("world_dir", None, world_help)
     flags.DEFINE_string("source", None, "Keras .weights.h5 file or checkpoint folder.")
-    flags.DEFINE_string("variant", "full", "Model variant.")
-    flags.DEFINE_integer("df_dim", 32, "Model width.")
-    flags.DEFINE_integer("gfc_dim", 320, "Channels of k4_2.")
-    flags.DEFINE_integer("dfc_dim", 320, "Channels of k5.")
+    flags.DEFINE_string("variant", None, "Model variant (default: read off the weights).")
+    flags.DEFINE_integer("df_dim", None, "Model width (default: read off the weights).")
+    flags.DEFINE_integer("gfc_dim", None, "Channels of k4_2 (default: read off the weights).")
+    flags.DEFINE_integer("dfc_dim", None, "Channels of k5 (default: read off the weights).")
     flags.DEFINE_string("dataset", "CASIA", "Checkpoint naming: dataset.")
     flags.DEFINE_integer("ckpt_batch_size", 64, "Checkpoint naming: batch size.")
 

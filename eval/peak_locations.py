@@ -653,9 +653,9 @@ def _define_flags():
     flags.DEFINE_string("dataset", "CASIA", "Checkpoint naming: dataset.")
     flags.DEFINE_integer("ckpt_batch_size", 64, "Checkpoint naming: batch size.")
     flags.DEFINE_integer("gf_dim", 32, "Checkpoint naming: gf_dim.")
-    flags.DEFINE_integer("df_dim", 32, "Model width.")
-    flags.DEFINE_integer("gfc_dim", 320, "Channels of k4_2.")
-    flags.DEFINE_integer("dfc_dim", 320, "Channels of k5.")
+    flags.DEFINE_integer("df_dim", None, "Model width (default: read off the weights).")
+    flags.DEFINE_integer("gfc_dim", None, "Channels of k4_2 (default: read off the weights).")
+    flags.DEFINE_integer("dfc_dim", None, "Channels of k5 (default: read off the weights).")
     flags.DEFINE_integer("n_subjects", None, "Classifier width (read from a "
                          ".weights.h5 file when unset).")
     return flags.FLAGS
@@ -694,7 +694,7 @@ def main(argv):
         name, source = _split_spec(spec, "model")
         source, _, variant = source.partition("@")
         model = interp_common.load_model(
-            source, variant=variant or "full", df_dim=f.df_dim, gfc_dim=f.gfc_dim,
+            source, variant=variant or None, df_dim=f.df_dim, gfc_dim=f.gfc_dim,
             dfc_dim=f.dfc_dim, n_subjects=f.n_subjects, dataset=f.dataset,
             batch_size=f.ckpt_batch_size, gf_dim=f.gf_dim)
         peaks = peaks_from_model(model, images, f.num_images, f.batch_size)

@@ -319,7 +319,7 @@ def load_keras_model(path, kind=None, **overrides):
     elif kind == KIND_TRAINING_CHECKPOINT:
         shapes = _resume_shapes(resolved)
         try:
-            inferred = frozen_graph.config_from_shapes(shapes)
+            inferred = tf1_checkpoint.config_from_shapes(shapes)
         except KeyError as e:
             raise ModelLoadError(resolved, f"resume checkpoint has no "
                                  f"{e.args[0]!r}; not one of our training "

@@ -111,30 +111,44 @@ def read_tf1_checkpoint(path):
             for name in reader.get_variable_to_shape_map()}
 
 
-def infer_model_config(path):
-    """Model arguments implied by a checkpoint's shapes.
+def config_from_shapes(shapes):
+    """Model arguments implied by TF1-named variable shapes.
+
+    Args:
+        shapes: TF1 name -> shape (any iterable of ints).
 
     Returns:
-        dict with df_dim, gfc_dim, dfc_dim, n_subjects (None when the
-        checkpoint has no classifier) and variant ("full" when the hypercolumn
-        layers are present, else "base"; "hypercolumn_no_mask" has the same
-        variables as "full" and cannot be told apart).
+        dict df_dim, gfc_dim, dfc_dim, n_subjects (None without classifier),
+        variant ("full" with the hypercolumn layers, else "base").
+
+    Raises:
+        KeyError: the first or last base convolution is missing.
     """
-    shapes = dict(tf.train.list_variables(resolve_checkpoint(path)))
-    if "d_k01_conv/w" not in shapes or "d_k42_conv/w" not in shapes:
-        raise TF1CheckpointError(path, [n for n in ("d_k01_conv/w",
-                                                    "d_k42_conv/w")
-                                        if n not in shapes], [], [])
+    shapes = {k: tuple(int(s) for s in v) for k, v in shapes.items()}
     has_head = f"{K5_CONV}/w" in shapes
     matrix = shapes.get(f"{K7_LINEAR}/Matrix")
+    gfc = shapes["d_k42_conv/w"][3]
     return {
-        "df_dim": int(shapes["d_k01_conv/w"][3]),
-        "gfc_dim": int(shapes["d_k42_conv/w"][3]),
-        "dfc_dim": int(shapes[f"{K5_CONV}/w"][3]) if has_head
-        else int(shapes["d_k42_conv/w"][3]),
-        "n_subjects": int(matrix[1]) if matrix is not None else None,
+        "df_dim": shapes["d_k01_conv/w"][3],
+        "gfc_dim": gfc,
+        "dfc_dim": shapes[f"{K5_CONV}/w"][3] if has_head else gfc,
+        "n_subjects": matrix[1] if matrix is not None else None,
         "variant": VARIANT_FULL if has_head else VARIANT_BASE,
     }
+
+
+def infer_model_config(path):
+    """`config_from_shapes` of a TF1 checkpoint's variables ("hypercolumn_no_mask"
+    has the same variables as "full" and cannot be told apart).
+
+    Raises:
+        TF1CheckpointError: the first or last base convolution is missing.
+    """
+    shapes = dict(tf.train.list_variables(resolve_checkpoint(path)))
+    missing = [n for n in ("d_k01_conv/w", "d_k42_conv/w") if n not in shapes]
+    if missing:
+        raise TF1CheckpointError(path, missing, [], [])
+    return config_from_shapes(shapes)
 
 
 def _global_step(prefix):

@@ -24,7 +24,7 @@ import keras
 from interp_fr import losses, occlusion, precision, tf1_checkpoint, tf_logging
 from interp_fr import progress as progress_lib
 from interp_fr.data import dat_files, mat_files, pipeline
-from interp_fr.model import VARIANT_BASE, InterpFRNet
+from interp_fr.model import VARIANT_BASE, VARIANT_FULL, InterpFRNet
 
 RESUME_SUBDIR = "resume"
 TENSORBOARD_SUBDIR = "logs"
@@ -518,58 +518,25 @@ def log_line(scalars, epoch, index, batches_per_epoch, seconds):
 
 
 def load_trained_model(config):
-    """The whole trained model from ``config.model_dir``.
-
-    Prefers our resume checkpoint; otherwise loads every variable of the latest
-    TF1 checkpoint (the original's ``is_train False`` path restored only the
-    base variables and never initialised the rest, so it could not run).
+    """The whole trained model from ``config.model_dir``, through the project's
+    one loader (`interp_fr.model_loading.load_keras_model`): our resume
+    checkpoint when there is one, else every variable of the latest TF1
+    checkpoint (the original's ``is_train False`` path restored only the base
+    variables and never initialised the rest, so it could not run). Widths and
+    subject count are read off the checkpoint; a variant other than "full" in
+    ``config`` is checked against it.
 
     Raises:
-        FileNotFoundError: the folder holds neither kind of checkpoint.
+        FileNotFoundError: ``config.model_dir`` does not exist.
+        model_loading.ModelLoadError: it holds no checkpoint of ours.
     """
-    c = config
-    resume_dir = os.path.join(c.model_dir, RESUME_SUBDIR)
-    latest = tf.train.latest_checkpoint(resume_dir)
-    if latest:
-        model = _model_for_checkpoint(c, latest)
-        variables = resume_variables(model)
-        stored = {name for name, _ in tf.train.list_variables(latest)}
-        missing = [k for k in variables
-                   if f"variables/{k}/.ATTRIBUTES/VARIABLE_VALUE" not in stored]
-        if missing:
-            raise ValueError(f"{latest}: resume checkpoint lacks {len(missing)} model "
-                             f"variables, e.g. {missing[:5]}; do --df_dim/--gfc_dim/"
-                             "--dfc_dim/--variant match the run that wrote it?")
-        # The optimizer and RNG state in the file are not needed for inference.
-        tf.train.Checkpoint(variables=variables).restore(latest).expect_partial()
-        return model
-    if tf.train.latest_checkpoint(c.model_dir):
-        inferred = tf1_checkpoint.infer_model_config(c.model_dir)
-        model = InterpFRNet(df_dim=inferred["df_dim"], gfc_dim=inferred["gfc_dim"],
-                            dfc_dim=inferred["dfc_dim"],
-                            n_subjects=inferred["n_subjects"] or c.n_subjects or 1,
-                            variant=c.variant if inferred["variant"] != VARIANT_BASE
-                            else VARIANT_BASE)
-        model.build((None, 96, 96, 3))
-        tf1_checkpoint.load_tf1_checkpoint(model, c.model_dir)
-        return model
-    raise FileNotFoundError(f"no checkpoint in {c.model_dir} (neither {RESUME_SUBDIR}/ "
-                            "nor a TF1 'checkpoint' file)")
+    from interp_fr import model_loading
+    if not os.path.isdir(config.model_dir):
+        raise FileNotFoundError(f"no checkpoint folder {config.model_dir}")
+    overrides = {} if config.variant == VARIANT_FULL else {"variant": config.variant}
+    return model_loading.load_keras_model(config.model_dir, **overrides)[0]
 
 
 def resume_variables(model):
     """The model's variables keyed by TF1 name, for our resume checkpoints."""
     return {name.replace("/", "__"): var for name, var in model.tf1_variable_map().items()}
-
-
-def _model_for_checkpoint(c, path):
-    # The classifier size is read off the checkpoint so a model trained with an
-    # inferred n_subjects loads without the user repeating it.
-    n_subjects = c.n_subjects
-    for name, shape in tf.train.list_variables(path):
-        if name.startswith("variables/d_k7_id_lin_new__bias/"):
-            n_subjects = shape[0]
-    model = InterpFRNet(df_dim=c.df_dim, gfc_dim=c.gfc_dim, dfc_dim=c.dfc_dim,
-                        n_subjects=n_subjects or 1, variant=c.variant)
-    model.build((None, 96, 96, 3))
-    return model

@@ -346,3 +346,32 @@ def test_base_cnn_maps_are_brought_to_the_24_grid(tmp_path_factory):
     assert peaks["pos"].map_shape == (24, 24, 8)
     own = pl.peaks_from_model(base, dat, num_images=5, batch_size=4, map_size=None)
     assert own["pos"].map_shape == (6, 6, 8)
+
+
+def test_analysis_commands_load_through_the_one_loader(tmp_path):
+    """`interp_common.load_model` (the analysis CLIs' --source) reads the widths
+    off the weights, finds a run by name under a checkpoint folder, and checks
+    the widths a user gives."""
+    import tensorflow as tf
+    from interp_fr import training, weights_files
+    from interp_fr.eval import interp_common
+    from interp_fr.model import InterpFRNet
+    model = InterpFRNet(df_dim=4, gfc_dim=8, dfc_dim=6, n_subjects=3)
+    model.build((None, 96, 96, 3))
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 96, 96, 3)).astype(np.float32)
+    want = model(x)["feature"].numpy()
+    weights = str(tmp_path / "m.weights.h5")
+    weights_files.save_weights_with_config(model, weights)
+    config = training.TrainConfig(checkpoint_dir=str(tmp_path / "ckpt"), dataset="SYN",
+                                  batch_size=16, df_dim=4, gfc_dim=8, dfc_dim=6)
+    tf.train.Checkpoint(variables=training.resume_variables(model)).save(
+        os.path.join(config.model_dir, training.RESUME_SUBDIR, "ckpt"))
+    os.makedirs(tmp_path / "ckpt" / "other_run")    # two runs: the name decides
+    for loaded in (interp_common.load_model(weights),
+                   interp_common.load_model(str(tmp_path / "ckpt"), df_dim=4, gfc_dim=8,
+                                            dfc_dim=6, dataset="SYN", batch_size=16)):
+        assert (loaded.df_dim, loaded.gfc_dim, loaded.dfc_dim, loaded.n_subjects) == (
+            4, 8, 6, 3)
+        np.testing.assert_allclose(loaded(x)["feature"].numpy(), want, atol=1e-6)
+    with pytest.raises(ValueError, match="gfc_dim=16 was requested"):
+        interp_common.load_model(weights, gfc_dim=16)

@@ -31,9 +31,9 @@ from google.protobuf import message as pb_message
 
 from interp_fr.atomic_io import atomic_write
 from interp_fr.data.errors import InputError
-from interp_fr.model import (IMAGE_CHANNELS, IMAGE_SIZE, K5_CONV, K7_LINEAR,
-                             VARIANT_BASE, VARIANT_FULL,
+from interp_fr.model import (IMAGE_CHANNELS, IMAGE_SIZE, K7_LINEAR, VARIANT_FULL,
                              VARIANT_HYPERCOLUMN_NO_MASK, InterpFRNet)
+from interp_fr.tf1_checkpoint import config_from_shapes
 
 INPUT_NAME = "sample_input_images"
 FEATURE_NAME = "Reshape_134"
@@ -448,32 +448,6 @@ def graph_constants(graph_def, names=None):
         if node.op == "Const" and (wanted is None or node.name in wanted):
             out[node.name] = tf.make_ndarray(node.attr["value"].tensor)
     return out
-
-
-def config_from_shapes(shapes):
-    """Model arguments implied by TF1-named variable shapes.
-
-    Args:
-        shapes: TF1 name -> shape (any iterable of ints).
-
-    Returns:
-        dict df_dim, gfc_dim, dfc_dim, n_subjects (None without classifier),
-        variant ("full" with the hypercolumn layers, else "base").
-
-    Raises:
-        KeyError: the first or last base convolution is missing.
-    """
-    shapes = {k: tuple(int(s) for s in v) for k, v in shapes.items()}
-    has_head = f"{K5_CONV}/w" in shapes
-    matrix = shapes.get(f"{K7_LINEAR}/Matrix")
-    gfc = shapes["d_k42_conv/w"][3]
-    return {
-        "df_dim": shapes["d_k01_conv/w"][3],
-        "gfc_dim": gfc,
-        "dfc_dim": shapes[f"{K5_CONV}/w"][3] if has_head else gfc,
-        "n_subjects": matrix[1] if matrix is not None else None,
-        "variant": VARIANT_FULL if has_head else VARIANT_BASE,
-    }
 
 
 @dataclasses.dataclass

@@ -17,6 +17,7 @@ fetch sizes) as a share of its time.
 
     python bench/extract.py [--images 256] [--batch_size 64]
         [--df_dim 32 --gfc_dim 320 --dfc_dim 320] [--xla] [--repeats 3]
+        [--precision bfloat16|float16|auto]   (a 16-bit path beside float32's)
 """
 import argparse
 import os
@@ -35,7 +36,7 @@ import tensorflow as tf  # noqa: E402
 
 from bench.flops import conv_flops_per_image  # noqa: E402
 from bench.report import add_json_flag, write_json  # noqa: E402
-from interp_fr import extraction, features  # noqa: E402
+from interp_fr import extraction, features, precision  # noqa: E402
 from interp_fr.data import dat_files  # noqa: E402
 from interp_fr.model import InterpFRNet  # noqa: E402
 from interp_fr.tools.freeze import frozen_graph  # noqa: E402
@@ -114,6 +115,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=3,
                         help="interleaved timing repeats (medians reported)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", default="float32",
+                        choices=("float32", "bfloat16", "float16", "auto"),
+                        help="also time our Keras forward in this precision "
+                             "(interp_fr.precision; float32 paths always run)")
     add_json_flag(parser)
     args = parser.parse_args()
 
@@ -141,6 +146,10 @@ def main():
         if args.xla:
             runs.append(("ours, Keras forward + XLA",
                          features.keras_forward(model, jit_compile=True)))
+        low = precision.resolve(args.precision)
+        if low != "float32":
+            runs.append((f"ours, Keras forward, {low}", features.keras_forward(
+                precision.model_in_precision(model, low))))
         # Interleaved repeats, medians: other load on the machine hits all
         # paths alike.
         times = {name: [] for name in ["original"] + [n for n, _ in runs]}
@@ -172,7 +181,8 @@ def main():
               f"at a larger batch; a 10x ratio would need ours at "
               f"{10 * gflop * rate['original']:.0f} GFLOP/s.")
         write_json(args.json, {
-            "benchmark": "extraction", "precision": "float32",
+            "benchmark": "extraction",
+            "precision": "float32" if low == "float32" else f"float32 and {low}",
             "size": {"images": args.images, "batch_size": args.batch_size,
                      "df_dim": args.df_dim, "gfc_dim": args.gfc_dim,
                      "dfc_dim": args.dfc_dim},

@@ -2,6 +2,7 @@
 
     python bench/run_all.py --out bench_results.json          # CPU or GPU alike
     python bench/run_all.py --quick --out small.json          # minutes, small sizes
+    python bench/run_all.py --precision bfloat16              # also time bfloat16 extraction
 
 Runs, each in its own process (so that one's memory and threads do not bias the
 next): the training step against the original's tf.compat.v1 graph
@@ -49,6 +50,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--only", default=",".join(PAPER),
                         help="comma-separated subset of " + ",".join(PAPER))
+    parser.add_argument("--precision", default="auto",
+                        choices=("float32", "bfloat16", "float16", "auto"),
+                        help="16-bit path timed beside float32 in the extraction "
+                             "benchmark (auto: float16 on GPUs with tensor cores, "
+                             "bfloat16 on CPUs with AMX, none elsewhere)")
     args = parser.parse_args()
     sizes = QUICK if args.quick else PAPER
     results = {"device": device_description(), "size": "quick" if args.quick else "paper",
@@ -58,6 +64,8 @@ def main():
             path = os.path.join(tmp, name + ".json")
             cmd = [sys.executable, os.path.join(REPO, "bench", name + ".py"),
                    *sizes[name], "--json", path]
+            if name == "extract":
+                cmd += ["--precision", args.precision]
             print("$", " ".join(cmd[1:]), flush=True)
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, cwd=REPO, text=True, capture_output=True,

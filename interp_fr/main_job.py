@@ -89,8 +89,7 @@ def stage_pretrain(ctx):
                 f"for {recorded['steps']} steps on the training identities of the "
                 "world of seed 0 by experiments/reproduce_paper.py; "
                 "--pretrained_base=train trains it here instead",
-                "steps": int(recorded["steps"]),
-                "seconds (when it was made)": round(recorded["train_seconds"], 1)}
+                "steps": int(recorded["steps"])}
     base = recipes.train_paper_model(ctx.model_config, "base", ctx.values["world_dir"],
                                      ctx.path("checkpoints"),
                                      progress=sys.stdout.isatty())

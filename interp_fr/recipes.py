@@ -46,7 +46,7 @@ class Recipe:
         seed: initialisation, data order, crops and occlusions.
         pretrained_base: where the main job's full model starts.
             "reference": the shipped reference base CNN
-            (`interp_fr.reference_models`, trained for 2,400 steps on the
+            (`interp_fr.reference_models`, trained for 4,400 steps on the
             training identities of the world of seed 0) when its widths and
             subject count fit the recipe and the world, else a base trained
             here for ``pretrain_steps``; "train": always trained here.

@@ -35,6 +35,7 @@ CONSOLE_SCRIPTS = [
     "interp-fr-extract = interp_fr.extract:run",
     "interp-fr-freeze = interp_fr.tools.freeze.freeze_my_model:run",
     "interp-fr-export-savedmodel = interp_fr.tools.freeze.export_saved_model:run",
+    "interp-fr-export-litert = interp_fr.tools.freeze.export_litert:run",
     "interp-fr-frozen-to-keras = interp_fr.tools.freeze.frozen_to_keras:run",
     "interp-fr-peak-locations = interp_fr.eval.peak_locations:run",
 ]
@@ -62,6 +63,9 @@ setup(
     extras_require={
         "test": ["pytest"],
         "gpu": ["tensorflow[and-cuda]>=2.16,<3"],
+        # LiteRT's own interpreter for .tflite exports (TensorFlow's deprecated
+        # tf.lite.Interpreter is used when it is absent).
+        "litert": ["ai-edge-litert"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

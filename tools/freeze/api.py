@@ -14,6 +14,7 @@ from interp_fr.weights_files import save_weights_with_config
 from interp_fr.tools.freeze import frozen_graph, saved_model
 
 DEFAULT_SAVED_MODEL_DIR = "saved_model"
+DEFAULT_LITERT_FILE = "model.tflite"
 
 
 @dataclasses.dataclass
@@ -78,6 +79,27 @@ def export_checkpoint_saved_model(model_path, output=None, fixed_batch=None,
         output = os.path.join(model_loading.default_output_dir(model_path),
                               DEFAULT_SAVED_MODEL_DIR)
     saved_model.export_saved_model(model, output, fixed_batch=fixed_batch)
+    return ExportResult(kind, source, output, None, model)
+
+
+def export_checkpoint_litert(model_path, output=None, fixed_batch=None, **overrides):
+    """Exports the model stored at ``model_path`` as a LiteRT ``.tflite`` file.
+
+    Args:
+        model_path: as for `freeze_checkpoint`.
+        output: ``.tflite`` file; default ``model.tflite`` in
+            ``model_loading.default_output_dir(model_path)``.
+        fixed_batch: None (dynamic) or the input batch size.
+
+    Returns:
+        `ExportResult`.
+    """
+    from interp_fr.tools.freeze import litert
+    model, kind, source = model_loading.load_keras_model(model_path, **overrides)
+    if output is None:
+        output = os.path.join(model_loading.default_output_dir(model_path),
+                              DEFAULT_LITERT_FILE)
+    litert.export_litert(model, output, fixed_batch=fixed_batch)
     return ExportResult(kind, source, output, None, model)
 
 

@@ -93,7 +93,7 @@ import scipy.sparse
 
 from interp_fr.atomic_io import atomic_save_text, atomic_write
 from interp_fr.data.errors import DataFileError
-from interp_fr.eval.ijba import blas_threads
+from interp_fr.eval.blas_threads import blas_threads
 from interp_fr import plotting
 from interp_fr.json_safe import json_safe
 

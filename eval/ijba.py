@@ -33,9 +33,7 @@ interp_fr.eval.ijba`` or ``interp-fr-ijba`` once installed)::
         --protocol_dir IJB-A --dataset_mat IJB-A/dataset.mat \\
         --task both --subset all --output_dir out/ijba
 """
-import contextlib
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -47,6 +45,7 @@ from interp_fr.atomic_io import atomic_save_text
 from interp_fr.data import ijba_protocol
 from interp_fr.data.errors import DataFileError, check_finite, text_line_numbers
 from interp_fr import plotting
+from interp_fr.eval.blas_threads import blas_threads
 from interp_fr.json_safe import json_safe
 
 SCORE_NAMES = ("mean", "min", "mean_of_minima")  # MATLAB dist(:, 1..3)
@@ -127,61 +126,6 @@ def normalize_rows(features):
         xmax = np.max(np.abs(x), axis=1, keepdims=True)
         norm = np.sqrt(np.sum((x / xmax) ** 2, axis=1, keepdims=True)) * xmax
         return x / norm
-
-
-# --------------------------------------------------------------------------- BLAS threads
-
-
-_BLAS_SETTERS = ("openblas_set_num_threads", "openblas_set_num_threads64_",
-                 "scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_")
-
-
-@functools.lru_cache(maxsize=None)
-def _loaded_openblas():
-    """(setter, getter) pairs of the OpenBLAS libraries loaded in this process."""
-    import ctypes
-    found = []
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as f:
-            paths = {line.split()[-1] for line in f if line.count("/")}
-    except OSError:
-        return ()
-    for path in sorted(paths):
-        if "openblas" not in os.path.basename(path).lower():
-            continue
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in _BLAS_SETTERS:
-            setter = getattr(lib, name, None)
-            getter = getattr(lib, name.replace("set_", "get_"), None)
-            if setter is not None and getter is not None:
-                getter.restype = ctypes.c_int
-                found.append((setter, getter))
-                break
-    return tuple(found)
-
-
-@contextlib.contextmanager
-def blas_threads(n):
-    """Temporarily limits OpenBLAS to ``n`` threads (best effort; ``None`` = no change).
-
-    The evaluation is many small and medium matrix products. On a machine whose
-    cores are busy, OpenBLAS worker threads that spin waiting for a core make
-    those products many times slower (measured 3-10x here with 2 cores shared by
-    other jobs); one thread is never much slower. Only OpenBLAS (the library
-    numpy's wheels ship) is handled; elsewhere this does nothing.
-    """
-    libs = _loaded_openblas() if n else []
-    before = [getter() for _, getter in libs]
-    for setter, _ in libs:
-        setter(int(n))
-    try:
-        yield
-    finally:
-        for (setter, _), old in zip(libs, before):
-            setter(old)
 
 
 # --------------------------------------------------------------------------- templates
@@ -961,65 +905,7 @@ def write_outputs(results, output_dir):
     return written
 
 
-# --------------------------------------------------------------------------- CLI
-
-
-def _define_flags():
-    from absl import flags
-    if "dataset_mat" in flags.FLAGS:
-        return flags.FLAGS
-    flags.DEFINE_string("features", None, "Feature file: numpy savetxt text (one row "
-                        "per image) or .npy.")
-    flags.DEFINE_string("protocol_dir", None, "The IJB-A folder holding verify/splitN "
-                        "and search/splitN.")
-    flags.DEFINE_string("dataset_mat", None, "dataset.mat with sightingID2idx "
-                        "(default: <protocol_dir>/dataset.mat).")
-    flags.DEFINE_enum("task", "both", ["verify", "search", "both"], "What to run.")
-    flags.DEFINE_enum("subset", "all", ["all", "occluded"], "all images, or the "
-                      "occluded subset as CNN_single_*_subset.m.")
-    flags.DEFINE_string("output_dir", "ijba_eval", "Where the results go.")
-    flags.DEFINE_list("splits", None, "Split numbers (default 1..10).")
-    flags.DEFINE_integer("feature_dim", None, "Required feature width (e.g. 320).")
-    flags.DEFINE_bool("open_set", True, "Also compute the open-set FNIR@FPIR extra "
-                      "(not in the original).")
-    flags.DEFINE_integer("blas_threads", 1, "OpenBLAS threads during the evaluation; "
-                         "0 keeps the library default (faster on an idle machine, "
-                         "much slower on a busy one).")
-    return flags.FLAGS
-
-
-def main(argv):
-    """CLI body: parse flags, evaluate, write the outputs."""
-    del argv
-    from absl import logging
-    flags = _define_flags()
-    dataset_mat = flags.dataset_mat or os.path.join(flags.protocol_dir, "dataset.mat")
-    # Read first: small, and a bad file is then refused before anything else.
-    dataset = ijba_protocol.read_dataset_mat(dataset_mat)
-    t0 = time.perf_counter()
-    feats = load_features(flags.features, flags.feature_dim)
-    logging.info("loaded %d x %d features from %s in %.2f s", feats.shape[0],
-                 feats.shape[1], flags.features, time.perf_counter() - t0)
-    results = evaluate_ijba(feats, dataset, flags.protocol_dir, flags.task,
-                            flags.subset, flags.splits, flags.open_set,
-                            log=lambda m: logging.info("%s", m),
-                            threads=flags.blas_threads or None)
-    results["features"] = os.path.abspath(flags.features)
-    results["protocol_dir"] = os.path.abspath(flags.protocol_dir)
-    for path in write_outputs(results, flags.output_dir):
-        logging.info("wrote %s", path)
-    print(results_text(results), end="")
-
-
-def run():
-    """Console-script entry point (``interp-fr-ijba``)."""
-    from absl import flags
-
-    from interp_fr import cli
-    _define_flags()
-    flags.mark_flags_as_required(["features", "protocol_dir"])
-    cli.run(main)
-
-
 if __name__ == "__main__":
+    # ``python -m eval.ijba`` keeps working; the command itself is ijba_cli.
+    from interp_fr.eval.ijba_cli import run
     run()

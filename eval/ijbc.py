@@ -36,6 +36,7 @@ import numpy as np
 import scipy.io
 
 from interp_fr import plotting
+from interp_fr.eval.blas_threads import blas_threads
 from interp_fr.json_safe import json_safe
 from interp_fr.atomic_io import atomic_save_text, atomic_write
 from interp_fr.data import mat_files
@@ -403,7 +404,7 @@ def verify_ijbc(features, index, matches, matches_path="<matches>", threads=1):
     g_subj = np.r_[index.subjects["G1"], index.subjects["G2"]]
     keep = g_live[gi] & p_live[pr]
     gi, pr = gi[keep], pr[keep]
-    with ijba.blas_threads(threads):
+    with blas_threads(threads):
         dist = _pair_distances(ijba.normalize_rows(gm), ijba.normalize_rows(pm), gi, pr)
     same = g_subj[gi] == index.subjects["probe"][pr]
     result = {"n_pairs": int(len(dist)), "n_pos": int(same.sum()),
@@ -446,7 +447,7 @@ def search_ijbc(features, index, empty_rule="original", threads=1):
     faces = [f for f, c in zip(index.faces["probe"], closed) if c]
     pm, p_live = template_means(feats, faces, src)
     p_subj = p_subj[closed]
-    with ijba.blas_threads(threads):
+    with blas_threads(threads):
         sim = ijba.normalize_rows(pm) @ ijba.normalize_rows(gm).T
     dist = 1.0 - np.minimum(sim, 1.0)
     dist[~p_live] = 0.0

@@ -30,14 +30,14 @@ CONSOLE_SCRIPTS = [
     "attr-recovery-explain-pair = attr_recovery.explain_pair:run",
     "interp-fr-convert-checkpoint = interp_fr.convert_checkpoint:run",
     "interp-fr-ijba = interp_fr.eval.ijba_cli:run",
-    "interp-fr-ijbc = interp_fr.eval.ijbc:run",
+    "interp-fr-ijbc = interp_fr.eval.ijbc_cli:run",
     "interp-fr-ijb = interp_fr.eval.ijb_insightface_cli:run",
     "interp-fr-extract = interp_fr.extract:run",
     "interp-fr-freeze = interp_fr.tools.freeze.freeze_my_model:run",
     "interp-fr-export-savedmodel = interp_fr.tools.freeze.export_saved_model:run",
     "interp-fr-export-litert = interp_fr.tools.freeze.export_litert:run",
     "interp-fr-frozen-to-keras = interp_fr.tools.freeze.frozen_to_keras:run",
-    "interp-fr-peak-locations = interp_fr.eval.peak_locations:run",
+    "interp-fr-peak-locations = interp_fr.eval.peak_locations_cli:run",
 ]
 
 setup(

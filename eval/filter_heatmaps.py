@@ -204,35 +204,7 @@ def heatmap_grid_for_model(model, world_dir, out_png, filters=None, num_filters=
             "images": rows, "same_subject": same_id}
 
 
-def _define_flags():
-    from absl import flags
-    if "heatmap_filters" in flags.FLAGS:
-        return flags.FLAGS
-    interp_common.define_model_flags(flags)
-    flags.DEFINE_list("heatmap_filters", None, "Filter indices (default: chosen "
-                      "automatically).")
-    flags.DEFINE_integer("num_filters", 10, "Filters when chosen automatically.")
-    flags.DEFINE_string("out", "filter_heatmaps.png", "Output PNG.")
-    return flags.FLAGS
-
-
-def main(argv):
-    del argv
-    f = _define_flags()
-    model = interp_common.model_from_flags(f)
-    filters = [int(x) for x in f.heatmap_filters] if f.heatmap_filters else None
-    res = heatmap_grid_for_model(model, f.world_dir, f.out, filters, f.num_filters)
-    print(f"filters {res['filters']}; wrote {f.out}")
-
-
-def run():
-    from absl import flags
-
-    from interp_fr import cli
-    _define_flags()
-    flags.mark_flags_as_required(["world_dir", "source"])
-    cli.run(main)
-
-
 if __name__ == "__main__":
+    # ``python -m`` on this module keeps working; the command is filter_heatmaps_cli.
+    from interp_fr.eval.filter_heatmaps_cli import run
     run()

@@ -101,6 +101,27 @@ def _reporting_input_errors(main):
     return guarded
 
 
+HELP_ARGS = {"--help", "-h", "-?", "--helpshort"}
+# Modules whose flags a command's help lists (absl's own --help lists only the
+# main module's, which for a console script or a thin CLI module is none).
+_PROJECT_MODULES = ("interp_fr", "attr_recovery", "data.", "eval.", "tools.", "__main__")
+
+
+def command_help(program, flag_values=flags.FLAGS):
+    """The command's usage text (its main module's docstring) and every flag
+    that the project's modules define, grouped by module."""
+    main = sys.modules.get("__main__")
+    lines = [(getattr(main, "__doc__", None) or "").strip() or f"USAGE: {program} [flags]",
+             ""]
+    for module, module_flags in sorted(flag_values.flags_by_module_dict().items()):
+        # absl files the flags of the main module under the program's path.
+        ours = module.startswith(_PROJECT_MODULES) or module in (program, sys.argv[0])
+        if ours and module_flags:
+            lines.append(flag_values.module_help(module))
+    lines.append("\nTry --helpfull for TensorFlow's and absl's flags too.")
+    return "\n".join(lines)
+
+
 def run(main, argv=None, tf1_style_bools=False):
     """Runs ``main`` as a command line: the entry point of every command.
 
@@ -115,6 +136,9 @@ def run(main, argv=None, tf1_style_bools=False):
     """
     _define_verbose_flag()
     argv = list(sys.argv if argv is None else argv)
+    if HELP_ARGS & set(argv[1:]):
+        print(command_help(argv[0]))
+        sys.exit(0)
     if tf1_style_bools:
         argv = tf1_style_bool_argv(argv, boolean_flag_names())
     app.run(_reporting_input_errors(main), argv=argv)

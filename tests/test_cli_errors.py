@@ -262,3 +262,17 @@ def test_verbose_and_command_detection(monkeypatch):
     assert interp_fr.started_as_command()
     monkeypatch.setattr(sys, "argv", ["/usr/bin/pytest"])
     assert not interp_fr.started_as_command()
+
+
+@pytest.mark.parametrize("module, flag", [("eval.ijba", "--features"),
+                                          ("eval.peak_locations", "--peak_maps"),
+                                          ("interp_fr.train", "--learning_rate"),
+                                          ("tools.freeze.export_litert", "--fixed_batch")])
+def test_help_lists_the_commands_own_flags(module, flag):
+    """--help shows the usage text and the flags the project defines for the
+    command (absl's own lists only the main module's: none for a thin CLI or a
+    console script), and exits 0."""
+    proc = _run(module, "--help")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert flag in proc.stdout and "verbose" in proc.stdout
+    assert "Traceback" not in proc.stderr

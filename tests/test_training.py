@@ -379,3 +379,27 @@ def test_loop_reads_the_device_only_at_log_steps_and_saves(world, tmp_path, monk
     assert steps_done[0] == 10
     assert {1, 5, 9, 10} <= set(reads), reads
     assert set(reads) <= {0, 1, 5, 6, 9, 10}, reads
+
+
+def test_train_command_defaults_are_the_config_defaults():
+    """interp_fr.train takes its defaults from TrainConfig / LossWeights (the
+    original's), so a command line with no flags builds the default config, and
+    the schedule flags reach the config. (A subprocess: the command defines its
+    flags in absl's global registry.)"""
+    code = """if 1:
+        import dataclasses, sys
+        from absl import flags
+        from interp_fr import train, training
+        flags.FLAGS(["prog", "--gpu=-1"])
+        same = dataclasses.asdict(train.config_from_flags()) == dataclasses.asdict(
+            training.TrainConfig(devices=()))
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["prog", "--gpu=-1", "--lr_schedule=cosine", "--warmup_steps=7",
+                     "--head_lr_multiplier=3"])
+        c = train.config_from_flags()
+        print(same, c.lr_schedule, c.warmup_steps, c.head_lr_multiplier)
+    """
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["True", "cosine", "7", "3.0"]

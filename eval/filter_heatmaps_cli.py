@@ -28,12 +28,9 @@ def main(argv):
 
 
 def run():
-    from absl import flags
-
     from interp_fr import cli
     _define_flags()
-    flags.mark_flags_as_required(["world_dir", "source"])
-    cli.run(main)
+    cli.run(main, required=["world_dir", "source"])
 
 
 if __name__ == "__main__":

@@ -58,12 +58,9 @@ def main(argv):
 
 def run():
     """Console-script entry point (``interp-fr-ijba``)."""
-    from absl import flags
-
     from interp_fr import cli
     _define_flags()
-    flags.mark_flags_as_required(["features", "protocol_dir"])
-    cli.run(main)
+    cli.run(main, required=["features", "protocol_dir"])
 
 
 if __name__ == "__main__":

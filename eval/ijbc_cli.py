@@ -54,12 +54,9 @@ def main(argv):
 
 def run():
     """Console-script entry point (``interp-fr-ijbc``)."""
-    from absl import flags
-
     from interp_fr import cli
     _define_flags()
-    flags.mark_flags_as_required(["features"])
-    cli.run(main)
+    cli.run(main, required=["features"])
 
 
 if __name__ == "__main__":

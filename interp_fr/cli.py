@@ -122,7 +122,7 @@ def command_help(program, flag_values=flags.FLAGS):
     return "\n".join(lines)
 
 
-def run(main, argv=None, tf1_style_bools=False):
+def run(main, argv=None, tf1_style_bools=False, required=()):
     """Runs ``main`` as a command line: the entry point of every command.
 
     Args:
@@ -130,11 +130,14 @@ def run(main, argv=None, tf1_style_bools=False):
         argv: the argument vector (default ``sys.argv``).
         tf1_style_bools: also accept TF1-style ``--bool_flag True`` (see the
             module docstring).
+        required: names of flags the command cannot run without.
 
     Bad input (`InputError`) ends the program with ``error: <message>`` on
     stderr and exit status 2, or with the traceback under ``--verbose``.
     """
     _define_verbose_flag()
+    if required:
+        flags.mark_flags_as_required(list(required))
     argv = list(sys.argv if argv is None else argv)
     if HELP_ARGS & set(argv[1:]):
         print(command_help(argv[0]))

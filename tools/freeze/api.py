@@ -74,12 +74,8 @@ def export_checkpoint_saved_model(model_path, output=None, fixed_batch=None,
     Returns:
         `ExportResult`.
     """
-    model, kind, source = model_loading.load_keras_model(model_path, **overrides)
-    if output is None:
-        output = os.path.join(model_loading.default_output_dir(model_path),
-                              DEFAULT_SAVED_MODEL_DIR)
-    saved_model.export_saved_model(model, output, fixed_batch=fixed_batch)
-    return ExportResult(kind, source, output, None, model)
+    return _export(model_path, output, DEFAULT_SAVED_MODEL_DIR,
+                   saved_model.export_saved_model, fixed_batch, overrides)
 
 
 def export_checkpoint_litert(model_path, output=None, fixed_batch=None, **overrides):
@@ -95,11 +91,17 @@ def export_checkpoint_litert(model_path, output=None, fixed_batch=None, **overri
         `ExportResult`.
     """
     from interp_fr.tools.freeze import litert
+    return _export(model_path, output, DEFAULT_LITERT_FILE, litert.export_litert,
+                   fixed_batch, overrides)
+
+
+def _export(model_path, output, default_name, write, fixed_batch, overrides):
+    """Loads the model at ``model_path`` and writes it with ``write(model, output,
+    fixed_batch=...)``; ``output`` defaults to ``default_name`` beside it."""
     model, kind, source = model_loading.load_keras_model(model_path, **overrides)
     if output is None:
-        output = os.path.join(model_loading.default_output_dir(model_path),
-                              DEFAULT_LITERT_FILE)
-    litert.export_litert(model, output, fixed_batch=fixed_batch)
+        output = os.path.join(model_loading.default_output_dir(model_path), default_name)
+    write(model, output, fixed_batch=fixed_batch)
     return ExportResult(kind, source, output, None, model)
 
 

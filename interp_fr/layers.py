@@ -47,6 +47,7 @@ def l2_normalize_channels(x):
     return tf.cast(y, x.dtype)
 
 
+@keras.saving.register_keras_serializable(package="interp_fr")
 class TF1Conv2D(keras.layers.Layer):
     """3x3 (or kxk) SAME convolution with the original ``w`` / ``biases`` names.
 
@@ -85,6 +86,7 @@ class TF1Conv2D(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="interp_fr")
 class TF1Linear(keras.layers.Layer):
     """Fully connected layer with the original ``Matrix`` / ``bias`` names.
 
@@ -117,6 +119,7 @@ class TF1Linear(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="interp_fr")
 class TF1BatchNorm(keras.layers.Layer):
     """Batch norm that matches TF1 ``contrib.layers.batch_norm`` (fused kernel).
 
@@ -236,6 +239,7 @@ def peak_mask(k5, k=None):
     return k5 * tf.cast(magnitude > threshold, k5.dtype)
 
 
+@keras.saving.register_keras_serializable(package="interp_fr")
 class PeakMask(keras.layers.Layer):
     """Layer form of :func:`peak_mask` ([B, H, W, C] -> [B, H, W, C])."""
 

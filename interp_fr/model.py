@@ -51,6 +51,7 @@ K5_CONV, K5_BN = "d_k5_conv_new", "d_k5_new"
 K7_LINEAR = "d_k7_id_lin_new"
 
 
+@keras.saving.register_keras_serializable(package="interp_fr")
 class InterpFRNet(keras.Model):
     """Interpretable face recognition network.
 

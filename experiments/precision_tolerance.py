@@ -39,13 +39,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def outputs(model, images, batch=64):
-    """features [N, D], k5 [N, 24, 24, C] and kept-position masks, in float32 numpy."""
+def outputs(forward, images, batch=64):
+    """features [N, D] and kept-position masks of k5 [N, 24, 24, C], float32 numpy,
+    from a `interp_fr.features.keras_forward` callable."""
     import tensorflow as tf
-    fwd = tf.function(lambda x: model(x, training=False))
     feats, kept = [], []
     for i in range(0, len(images), batch):
-        out = fwd(tf.constant(images[i:i + batch]))
+        out = forward(tf.constant(images[i:i + batch]))
         feats.append(np.asarray(tf.cast(out["feature"], tf.float32)))
         kept.append(np.asarray(out["feature_map"]) != 0)
     return np.concatenate(feats), np.concatenate(kept)
@@ -55,6 +55,7 @@ def main(argv=None):
     a = parse_args(argv)
     from interp_fr import features, model_loading, precision, reference_models
     from interp_fr.data import dat_files, synthetic_world
+    from interp_fr.data.image_scaling import to_unit_range
     from interp_fr.eval import recognition_report
     from interp_fr.atomic_io import atomic_save_text
     world = a.world or os.path.join(a.out, "work", "world_seed0")
@@ -66,13 +67,15 @@ def main(argv=None):
         model, _ = reference_models.load_reference_model("full")
     test = dat_files.open_ijba_images(os.path.join(world, "DATA"))
     n = min(a.images, len(test))
-    images = test.read_range(0, n).astype(np.float32) / 127.5 - 1.0
+    images = to_unit_range(test.read_range(0, n))
+    # One traced forward per precision, for the comparison and the protocol.
+    forward = features.keras_forward(model)
     t0 = time.perf_counter()
-    ref_f, ref_kept = outputs(model, images)
+    ref_f, ref_kept = outputs(forward, images)
     times = {"float32": time.perf_counter() - t0}
     rows = {}
     for name in a.precisions.split(","):
-        low = precision.model_in_precision(model, name)
+        low = features.keras_forward(precision.model_in_precision(model, name))
         t0 = time.perf_counter()
         f, kept = outputs(low, images)
         times[name] = time.perf_counter() - t0
@@ -89,11 +92,10 @@ def main(argv=None):
                           np.sum(kept != ref_kept) / max(1, ref_kept.sum())),
                       "seconds (this machine, incl. tracing)": times[name]}
         if a.protocol:
-            rows[name]["figures"] = recognition_report.recogniser_figures(
-                features.keras_forward(low), world)
+            rows[name]["figures"] = recognition_report.recogniser_figures(low, world)
     if a.protocol:
         rows["float32"] = {"figures": recognition_report.recogniser_figures(
-            features.keras_forward(model), world)}
+            forward, world)}
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
     meta = {"command": "python experiments/precision_tolerance.py " + " ".join(

@@ -36,6 +36,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
+
 from interp_fr import features, recipes, reference_models  # noqa: E402
 from interp_fr.atomic_io import atomic_save_text  # noqa: E402
 from interp_fr.data import synthetic_world  # noqa: E402
@@ -113,7 +115,7 @@ def table(records):
         js[name] = {"figures": agg}
         for key in ("d_pos", "d_neg"):
             vals = [r["models"][name][key] for r in records]
-            js[name][key] = (sum(vals) / len(vals), _std(vals))
+            js[name][key] = (float(np.mean(vals)), float(np.std(vals)))
     pixels = recognition_report.mean_std([r["pixels"] for r in records])
     rows.append(("raw pixels", pixels))
     js["raw pixels"] = {"figures": pixels}
@@ -123,11 +125,6 @@ def table(records):
         dp, dn = js[name]["d_pos"], js[name]["d_neg"]
         md.append(f"| {name} | {dp[0]:.2f} +- {dp[1]:.2f} | {dn[0]:.2f} +- {dn[1]:.2f} |")
     return "\n".join(md) + "\n", js
-
-
-def _std(vals):
-    m = sum(vals) / len(vals)
-    return (sum((v - m) ** 2 for v in vals) / len(vals)) ** 0.5
 
 
 def main(argv=None):

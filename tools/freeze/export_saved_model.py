@@ -9,34 +9,11 @@ Signature ``serving_default``: input ``sample_input_images`` float32
 ``interp_fr.tools.freeze.saved_model``).  Written to ``saved_model/`` beside
 the checkpoint unless ``--output``.
 """
-import os
-
-from absl import app, flags
-
 from interp_fr import cli
 from interp_fr.tools.freeze import _common, api
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", "models",
-                    "Training run / TF1 checkpoint folder, checkpoint prefix, "
-                    ".weights.h5 or frozen .pb.")
-flags.DEFINE_string("output", None,
-                    "SavedModel folder (default: saved_model/ beside the "
-                    "checkpoint).")
-flags.DEFINE_integer("fixed_batch", None,
-                     "Fix the input batch size; dynamic if unset.")
-_common.define_model_flags()
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    with cli.usage_errors():
-        result = api.export_checkpoint_saved_model(
-                FLAGS.model_dir, output=FLAGS.output,
-                fixed_batch=FLAGS.fixed_batch, **_common.model_overrides())
-    print(f"read {result.kind} {result.source}")
-    print(f"wrote SavedModel {os.path.abspath(result.output)}")
+_common.define_export_flags("SavedModel folder (default: saved_model/ beside the checkpoint).")
+main = _common.export_main(api.export_checkpoint_saved_model, "SavedModel")
 
 
 def run():

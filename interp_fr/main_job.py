@@ -65,12 +65,12 @@ def _reference_base(ctx, training_subjects):
     r = ctx.model_config
     if r.pretrained_base != "reference" or "base" not in reference_models.available():
         return None
-    model, description = reference_models.load_reference_model("base")
     wanted = {"df_dim": r.df_dim, "gfc_dim": r.gfc_dim, "dfc_dim": r.dfc_dim,
               "n_subjects": training_subjects}
-    if any(description["model"].get(k) != v for k, v in wanted.items()):
+    described = reference_models.reference_description("base")["model"]
+    if any(described.get(k) != v for k, v in wanted.items()):
         return None
-    return model, description
+    return reference_models.load_reference_model("base")
 
 
 def stage_pretrain(ctx):

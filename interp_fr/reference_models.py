@@ -46,6 +46,11 @@ def available(folder=REFERENCE_DIR):
             and os.path.isfile(os.path.join(folder, n + ".json"))]
 
 
+def reference_description(name, folder=REFERENCE_DIR):
+    """The JSON description of reference model ``name`` (without loading it)."""
+    return read_config(os.path.join(folder, name + WEIGHTS_SUFFIX))
+
+
 def load_reference_model(name, folder=REFERENCE_DIR):
     """(`InterpFRNet` with the reference weights, its JSON description)."""
     from interp_fr import model_loading

@@ -50,9 +50,12 @@ setup(
     python_requires=">=3.10",
     packages=list(PACKAGE_DIR),
     package_dir=PACKAGE_DIR,
-    # Reference weights of our own models (interp_fr/reference_models.py).
+    # Reference weights of our own models (interp_fr/reference_models.py,
+    # attr_recovery/reference_decoder.py, attr_recovery/reference_estimators.py).
     package_data={"interp_fr": ["reference_weights/*.weights.h5",
-                                "reference_weights/*.json"]},
+                                "reference_weights/*.json"],
+                  "attr_recovery": ["reference_weights/*/*.json",
+                                    "reference_weights/*/checkpoints/*"]},
     install_requires=[
         "tensorflow>=2.16,<3",
         "numpy",

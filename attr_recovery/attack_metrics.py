@@ -90,7 +90,7 @@ def image_similarity(real, decoded):
 
 
 def attack_figures(decoder, recognition, images, subjects, seed=0, batch_size=32,
-                   fars=FARS):
+                   fars=FARS, portraits=None):
     """All figures of the module for one image set.
 
     Args:
@@ -98,12 +98,20 @@ def attack_figures(decoder, recognition, images, subjects, seed=0, batch_size=32
         recognition: anything ``recognition.as_recognition_model`` takes.
         images: [N, H, W, 3] uint8 or float in [-1, 1] (several per subject).
         subjects: int [N].
+        portraits: optional [N, H, W, 3] canonical portraits of each image's
+            identity (synthetic world): SSIM and PSNR against them too, the
+            image a decoder of an identity-only representation can reach.
 
     Returns:
-        dict of figures (`attack_rates` and `image_similarity`).
+        dict of figures (`attack_rates` and `image_similarity`; with portraits
+        also ``SSIM vs portrait`` and ``PSNR vs portrait (dB)``).
     """
     from attr_recovery.training import decode_round_trip
     z, decoded, zd = decode_round_trip(decoder, recognition, images, seed, batch_size)
     out = attack_rates(z, zd, subjects, fars)
     out.update(image_similarity(np.asarray(images), decoded))
+    if portraits is not None:
+        sim = image_similarity(np.asarray(portraits), decoded)
+        out["SSIM vs portrait"] = sim["SSIM"]
+        out["PSNR vs portrait (dB)"] = sim["PSNR (dB)"]
     return out

@@ -21,16 +21,18 @@ import tensorflow as tf
 from PIL import Image
 
 from attr_recovery import attack_metrics, reconstruction
+from attr_recovery import decoder as decoder_lib
 from attr_recovery.recognition import as_recognition_model
 from attr_recovery.training import (DecoderTrainConfig, DecoderTrainer, ImageSource,
                                     identity_figures, resize_to)
 from attr_recovery.decoder import to_uint8
 from interp_fr.atomic_io import atomic_write
-from interp_fr.data import dat_files, synthetic_world
+from interp_fr.data import dat_files, synthetic_faces, synthetic_world
 from interp_fr.data.errors import DataFileError
 from interp_fr.data.image_scaling import to_unit_range
 
 GRID_FILE = "decoding_grid.png"
+GRID_UNSEEN_FILE = "decoding_grid_unseen.png"
 EIGEN_FILE = "eigen_features.png"
 
 
@@ -143,42 +145,146 @@ def _rounded(figures, digits=4):
     return {k: round(v, digits) if isinstance(v, float) else v for k, v in figures.items()}
 
 
-def _unseen_attack(decoder, rec, world_dir, data_dir, count, seed):
-    """`attack_metrics.attack_figures` on the first test images (subjects never
-    seen in training), when the world's attribute file names their subjects."""
+def world_portraits(world_dir, split, subjects):
+    """Canonical portraits (96 px frame) of the world's subjects, or None when
+    ``world_dir`` is not a synthetic world."""
+    if not os.path.isfile(os.path.join(world_dir, "world.json")):
+        return None
+    identities = synthetic_world.world_identities(world_dir, split)
+    unique = np.unique(subjects)
+    faces = synthetic_faces.render_canonical([identities[s] for s in unique],
+                                             dat_files.IJBA_IMAGE_SIZE, 0.0)
+    return faces[np.searchsorted(unique, subjects)]
+
+
+def unseen_test_images(world_dir, data_dir, count):
+    """(uint8 images, subjects) of the first ``count`` test images (subjects never
+    seen in training; None for all), or None when the world has no test set or
+    no subject file."""
     path = os.path.join(world_dir, synthetic_world.ATTR_DIR, "ijba_attributes.npz")
     try:
         test = dat_files.open_ijba_images(data_dir)
     except (FileNotFoundError, DataFileError):
-        return {}
+        return None
     if not os.path.isfile(path):
-        return {}
+        return None
     subjects = np.load(path)["subject"]
-    n = min(count, len(test), len(subjects))
+    n = min(len(test), len(subjects)) if count is None else min(count, len(test),
+                                                                 len(subjects))
     if n < 4 or len(np.unique(subjects[:n])) < 2:
-        return {}
-    return attack_metrics.attack_figures(decoder, rec, test.read_range(0, n),
-                                         subjects[:n], seed=seed)
+        return None
+    return test.read_range(0, n), subjects[:n]
 
 
-def _unseen_figures(decoder, rec, data_dir, count, seed):
-    """Identity figures on the test images (subjects never seen in training), if present."""
-    try:
-        test = dat_files.open_ijba_images(data_dir)
-    except (FileNotFoundError, DataFileError):
-        return {}
-    n = min(count, len(test))
-    if n < 2:
-        return {}
-    figures, _ = identity_figures(decoder, rec, test.read_range(0, n), None, seed=seed)
-    return {k: figures[k] for k in ("images", "matched cosine", "random-pair cosine",
-                                    "matched minus random", "rank-1 decoded -> input")}
+def _attack(decoder, rec, images, subjects, portraits, seed):
+    figures = attack_metrics.attack_figures(decoder, rec, images, subjects, seed=seed,
+                                            portraits=portraits)
+    return _rounded(figures)
+
+
+def _decoded_grid(path, inputs, decoded, portraits):
+    """Inputs over decoded faces (shown at the input's size) over the portraits."""
+    rows = [list(inputs), list(_upscale(to_uint8(decoded), inputs.shape[1]))]
+    if portraits is not None:
+        rows.append(list(portraits))
+    _save_png(path, grid_image(rows))
+    return path
+
+
+def evaluate_decoder(decoder, recognition_model, world_dir, out_dir, seed=0,
+                     eval_images=64, attack_images=None, unseen_images=None,
+                     grid_subjects=8, num_eigen=8, train_features=None):
+    """Every figure and picture of a representation decoder on a synthetic world.
+
+    Args:
+      decoder: `decoder.FeatureDecoder`.
+      recognition_model: anything ``recognition.as_recognition_model`` takes.
+      world_dir: a synthetic world, or any folder with a CASIA-format ``DATA/``.
+      out_dir: receives ``decoding_grid.png`` (training subjects: input, decoded,
+        canonical portrait), ``decoding_grid_unseen.png`` (test subjects) and
+        ``eigen_features.png``.
+      eval_images: training images (one per subject) of the identity figures.
+      attack_images: training images (four per subject) of the seen-subject
+        attack figures; None: ``eval_images``.
+      unseen_images: first test images of the unseen-subject figures (the
+        identity figures use at most ``eval_images`` of them); None: all.
+      grid_subjects: subjects per grid.
+      num_eigen: eigen-features shown.
+      train_features: [N, d] representations of the training set's centre crops
+        if already computed (eigen-features).
+    Returns: dict of figures (identity cosines and rank-1, reconstruction attack
+      on seen and unseen subjects, eigenvalue share, file paths).
+    """
+    rec = as_recognition_model(recognition_model)
+    data_dir = os.path.join(world_dir, synthetic_world.DATA_DIR)
+    if not os.path.isdir(data_dir):
+        data_dir = world_dir
+    os.makedirs(out_dir, exist_ok=True)
+    source = ImageSource(data_dir, 1)
+    figures = {"representation size": rec.feature_dim, "decoder resolution": decoder.size}
+    pick = _evaluation_images(source, eval_images)
+    crops = source.center_crops(pick)
+    ident, decoded = identity_figures(decoder, rec, crops, source.subject_ids[pick],
+                                      seed=seed)
+    figures.update(ident)
+    test = unseen_test_images(world_dir, data_dir, unseen_images)
+    if test is not None:
+        n = min(eval_images, len(test[0]))
+        unseen, _ = identity_figures(decoder, rec, test[0][:n], None, seed=seed)
+        figures.update({f"unseen subjects: {k}": unseen[k] for k in (
+            "images", "matched cosine", "random-pair cosine", "matched minus random",
+            "rank-1 decoded -> input")})
+    # Four images of each subject: the type-II figure needs other images of
+    # the same (seen) subject.
+    seen = _evaluation_images(source, attack_images or eval_images, per_subject=4)
+    seen_subjects = source.subject_ids[seen]
+    figures["reconstruction attack, seen subjects"] = _attack(
+        decoder, rec, source.center_crops(seen), seen_subjects,
+        world_portraits(world_dir, "train", seen_subjects), seed)
+    if test is not None:
+        figures["reconstruction attack, unseen subjects"] = _attack(
+            decoder, rec, test[0], test[1], world_portraits(world_dir, "test", test[1]), seed)
+
+    # Grids: one image per subject.
+    first = {}
+    for row, i in enumerate(pick):
+        first.setdefault(int(source.subject_ids[i]), row)
+    rows = sorted(first.values())[:grid_subjects]
+    figures["grid"] = _decoded_grid(
+        os.path.join(out_dir, GRID_FILE), crops[rows], decoded[rows],
+        world_portraits(world_dir, "train", source.subject_ids[pick][rows]))
+    if test is not None:
+        _, rows = np.unique(test[1], return_index=True)
+        rows = rows[:grid_subjects]
+        _, dec = identity_figures(decoder, rec, test[0][rows], None, seed=seed)
+        figures["grid, unseen subjects"] = _decoded_grid(
+            os.path.join(out_dir, GRID_UNSEEN_FILE), test[0][rows], dec,
+            world_portraits(world_dir, "test", test[1][rows]))
+
+    # Eigen-features of the training representations (lfw_recon sub-task 3).
+    feats = train_features if train_features is not None else rec.features(
+        to_unit_range(source.center_crops(np.arange(len(source)))))
+    eig = reconstruction.eigen_features(feats.T)
+    k = min(num_eigen, eig.vectors.shape[1])
+    vecs = eig.vectors[:, :k].T
+    alone = to_uint8(decoder.decode(vecs, seed=seed))
+    plus = to_uint8(decoder.decode(vecs + eig.mean[None], seed=seed))
+    mean_img = to_uint8(decoder.decode(eig.mean[None], seed=seed))
+    up = crops.shape[1]
+    eigen_grid = grid_image([list(_upscale(mean_img, up)) + list(_upscale(alone, up)),
+                             list(_upscale(mean_img, up)) + list(_upscale(plus, up))])
+    eigen_path = os.path.join(out_dir, EIGEN_FILE)
+    _save_png(eigen_path, eigen_grid)
+    figures["top eigenvalue share"] = float(eig.values[0] / max(eig.values.sum(), 1e-30))
+    figures["eigen features"] = eigen_path
+    return figures
 
 
 def run_decoding_stage(world_dir, recognition_model, out_dir, seconds_budget=120.0,
                        seed=0, max_steps=20000, eval_images=64, grid_subjects=8,
                        num_eigen=8, recognizer_steps=300, identity_every=4,
-                       config_overrides=None, log=None):
+                       config_overrides=None, attack_images=None, unseen_images=None,
+                       log=None):
     """Trains a small decoder for ``recognition_model`` and writes the stage's figures.
 
     Args:
@@ -205,6 +311,8 @@ def run_decoding_stage(world_dir, recognition_model, out_dir, seconds_budget=120
         (``DecoderTrainConfig.identity_every``): R's backward pass is the most
         expensive part of a step with a full-size recognition model.
       config_overrides: dict of `DecoderTrainConfig` fields to change.
+      attack_images, unseen_images: as `evaluate_decoder` (unseen_images None:
+        ``eval_images``).
       log: callable(str) or None (silent).
     Returns: dict of figures (matched / random-pair cosines, their difference,
       rank-1, steps, seconds, file paths; ``"decoder folder"`` loads with
@@ -253,52 +361,51 @@ def run_decoding_stage(world_dir, recognition_model, out_dir, seconds_budget=120
     figures["decoder folder"] = config.out_dir
     figures["training steps"] = int(trainer.step.numpy())
     figures["training seconds"] = time.perf_counter() - t0
-    figures["representation size"] = rec.feature_dim
-    figures["decoder resolution"] = trainer.decoder.size
-
-    source = trainer.source
-    ident, decoded = identity_figures(trainer.decoder, rec, crops,
-                                      source.subject_ids[pick], seed=seed)
-    figures.update(ident)
-    unseen = _unseen_figures(trainer.decoder, rec, data_dir, eval_images, seed)
-    figures.update({f"unseen subjects: {k}": v for k, v in unseen.items()})
-    # Four images of each of eval_images / 4 subjects: the type-II figure needs
-    # other images of the same (seen) subject.
-    seen = _evaluation_images(source, eval_images, per_subject=4)
-    figures["reconstruction attack, seen subjects"] = _rounded(
-        attack_metrics.attack_figures(trainer.decoder, rec, source.center_crops(seen),
-                                      source.subject_ids[seen], seed=seed))
-    unseen_attack = _unseen_attack(trainer.decoder, rec, world_dir, data_dir,
-                                   eval_images, seed)
-    if unseen_attack:
-        figures["reconstruction attack, unseen subjects"] = _rounded(unseen_attack)
-
-    # Grid: one image per subject, input over decoded (decoded shown at 96 px).
-    first = {}
-    for row, i in enumerate(pick):
-        first.setdefault(int(source.subject_ids[i]), row)
-    rows = sorted(first.values())[:grid_subjects]
-    dec_u8 = _upscale(to_uint8(decoded[rows]), crops.shape[1])
-    grid = grid_image([list(crops[rows]), list(dec_u8)])
-    grid_path = os.path.join(out_dir, GRID_FILE)
-    _save_png(grid_path, grid)
-
-    # Eigen-features of the training representations (lfw_recon sub-task 3).
-    feats = trainer.cache[0] if trainer.cache is not None else rec.features(
-        to_unit_range(source.center_crops(np.arange(len(source)))))
-    eig = reconstruction.eigen_features(feats.T)
-    k = min(num_eigen, eig.vectors.shape[1])
-    vecs = eig.vectors[:, :k].T
-    alone = to_uint8(trainer.decoder.decode(vecs, seed=seed))
-    plus = to_uint8(trainer.decoder.decode(vecs + eig.mean[None], seed=seed))
-    mean_img = to_uint8(trainer.decoder.decode(eig.mean[None], seed=seed))
-    up = crops.shape[1]
-    eigen_grid = grid_image([list(_upscale(mean_img, up)) + list(_upscale(alone, up)),
-                             list(_upscale(mean_img, up)) + list(_upscale(plus, up))])
-    eigen_path = os.path.join(out_dir, EIGEN_FILE)
-    _save_png(eigen_path, eigen_grid)
-    figures["top eigenvalue share"] = float(eig.values[0] / max(eig.values.sum(), 1e-30))
-    figures["grid"] = grid_path
-    figures["eigen features"] = eigen_path
+    figures.update(evaluate_decoder(
+        trainer.decoder, rec, world_dir, out_dir, seed=seed, eval_images=eval_images,
+        attack_images=attack_images, unseen_images=unseen_images or eval_images,
+        grid_subjects=grid_subjects, num_eigen=num_eigen,
+        train_features=trainer.cache[0] if trainer.cache is not None else None))
     figures["stage seconds"] = time.perf_counter() - t_start
     return figures
+
+
+def run_trained_decoder_stage(world_dir, recognition_model, decoder_folder, out_dir,
+                              seed=0, eval_images=64, attack_images=256,
+                              unseen_images=None, log=None):
+    """The decoding stage with a decoder trained elsewhere (e.g. the shipped one).
+
+    Loads the decoder of ``decoder_folder`` (`decoder.load_trained_decoder`),
+    measures the untrained control (the same architecture, freshly initialised)
+    and every `evaluate_decoder` figure (attack on ``attack_images`` training
+    images and on ``unseen_images`` test images; None: all of them).
+
+    Returns: dict of figures, with ``"decoder folder"`` and the training steps
+      and seconds recorded in the folder's description when it has them.
+    """
+    t_start = time.perf_counter()
+    decoder, description, _ = decoder_lib.load_trained_decoder(decoder_folder)
+    rec = as_recognition_model(recognition_model)
+    if decoder.feature_dim != rec.feature_dim:
+        raise ValueError(f"{decoder_folder}: the decoder reads {decoder.feature_dim}-d "
+                         f"representations, the recognition model gives {rec.feature_dim}")
+    data_dir = os.path.join(world_dir, synthetic_world.DATA_DIR)
+    source = ImageSource(data_dir if os.path.isdir(data_dir) else world_dir, 1)
+    pick = _evaluation_images(source, eval_images)
+    # Control: the same architecture with fresh weights.
+    keras.utils.set_random_seed(seed)
+    untrained = decoder_lib.build_decoder(description)
+    before, _ = identity_figures(untrained, rec, source.center_crops(pick),
+                                 source.subject_ids[pick], seed=seed)
+    figures = {"untrained: matched minus random": before["matched minus random"],
+               "untrained: rank-1 decoded -> input": before["rank-1 decoded -> input"],
+               "decoder folder": decoder_folder}
+    provenance = description.get("provenance", {})
+    if "steps" in provenance:
+        figures["training steps"] = provenance["steps"]
+    figures.update(evaluate_decoder(decoder, rec, world_dir, out_dir, seed=seed,
+                                    eval_images=eval_images, attack_images=attack_images,
+                                    unseen_images=unseen_images))
+    figures["stage seconds"] = time.perf_counter() - t_start
+    return figures
+

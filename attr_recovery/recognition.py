@@ -31,7 +31,7 @@ from interp_fr.model import IMAGE_SIZE, InterpFRNet
 # all-zero feature (e.g. a dead InterpFRNet map) must not turn training into NaN.
 NORM_EPSILON = 1e-12
 
-SPEC_KINDS = ("interp_fr", "arcface", "keras")
+SPEC_KINDS = ("interp_fr", "arcface", "keras", "reference")
 
 
 def l2_normalize(features):
@@ -175,12 +175,21 @@ def load_recognition_model(spec, variant="full", input_size=None):
       ``arcface:FILE``  a converted backbone ``*.weights.h5`` (with its
                         ``*.config.json``) from ``attr-recovery-convert-checkpoint``;
       ``keras:FILE``    a saved Keras model (``.keras``), e.g. a functional model
-                        whose output is the representation.
+                        whose output is the representation;
+      ``reference:NAME`` a shipped reference InterpFRNet (``base``, ``sad_only``,
+                        ``full``; ``interp_fr.reference_models``).
     """
     kind, sep, path = str(spec).partition(":")
     if not sep or kind not in SPEC_KINDS or not path:
         raise ValueError(f"recognition spec must be one of "
                          f"{', '.join(k + ':PATH' for k in SPEC_KINDS)}; got {spec!r}")
+    if kind == "reference":
+        from interp_fr import reference_models
+        if path not in reference_models.available():
+            raise FileNotFoundError(f"recognition model {spec!r}: no reference model "
+                                    f"{path!r} (have {reference_models.available()})")
+        model, _ = reference_models.load_reference_model(path)
+        return as_recognition_model(model, input_size, name=spec)
     if not os.path.exists(path):
         raise FileNotFoundError(f"recognition model {spec!r}: {path} does not exist")
     if kind == "interp_fr":

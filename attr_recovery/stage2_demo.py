@@ -25,8 +25,8 @@ import keras
 import numpy as np
 
 from attr_recovery import attribute_significance as sig
-from attr_recovery import (counterfactual, estimator_training, face_geometry, stage2_figures,
-                           stage2_io)
+from attr_recovery import (attribute_data, counterfactual, estimator_training,
+                           face_geometry, stage2_figures, stage2_io)
 from interp_fr.data.image_scaling import to_unit_range
 from attr_recovery.baseline_decoder import RidgeDecoder
 from interp_fr.atomic_io import atomic_save_text
@@ -70,7 +70,7 @@ def _recognition(obj):
 def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
                            seconds_budget=90.0, seed=0, estimator_fraction=0.5,
                            extra_rendered=160, working_size=32, calibration_images=16,
-                           max_reference_images=400, log=None):
+                           max_reference_images=400, estimators=None, log=None):
     """Trains the estimators, measures significance and explains one pair.
 
     Args:
@@ -91,6 +91,10 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
       working_size: the estimators' input resolution (decoded faces are small).
       calibration_images: faces decoded per attribute for the decoder response.
       max_reference_images: cap on the held-out images used.
+      estimators: a folder of trained estimators (``estimator_training``
+        output, e.g. the shipped ``reference_estimators``): read instead of
+        training (``extra_rendered``, ``working_size`` and ``estimator_fraction``
+        then do nothing).
       log: callable(str) or None.
     Returns: dict of figures (accuracy summary, ranking, the explained pair,
       file paths, seconds).
@@ -103,24 +107,30 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
     if isinstance(decoder, (str, os.PathLike)):
         decoder = stage2_io.load_decoder(os.fspath(decoder))
 
-    # 1. Estimators.
-    config = estimator_training.EstimatorTrainConfig(
-        world_dir=world_dir, out_dir=os.path.join(out_dir, ESTIMATOR_SUBDIR),
-        heads="synthetic", extra_rendered=extra_rendered, input_size=working_size,
-        landmark_input_size=working_size, max_steps=100000, seed=seed,
-        save_every_steps=0, log_every=50)
-    trainer = estimator_training.EstimatorTrainer(config, log=say)
-    config.max_seconds = max(5.0, estimator_fraction * seconds_budget
-                             - (time.perf_counter() - t_start))
-    trainer.fit()
-    figures["estimator training steps"] = int(trainer.step.numpy())
-    reader = trainer.reader()
-    held = trainer.held_out
+    # 1. Estimators: trained here, or read from a trainer folder.
+    if estimators is None:
+        config = estimator_training.EstimatorTrainConfig(
+            world_dir=world_dir, out_dir=os.path.join(out_dir, ESTIMATOR_SUBDIR),
+            heads="synthetic", extra_rendered=extra_rendered, input_size=working_size,
+            landmark_input_size=working_size, max_steps=100000, seed=seed,
+            save_every_steps=0, log_every=50)
+        trainer = estimator_training.EstimatorTrainer(config, log=say)
+        config.max_seconds = max(5.0, estimator_fraction * seconds_budget
+                                 - (time.perf_counter() - t_start))
+        trainer.fit()
+        figures["estimator training steps"] = int(trainer.step.numpy())
+        reader, held, train = trainer.reader(), trainer.held_out, trainer.train_set
+    else:
+        reader = estimator_training.load_reader(os.fspath(estimators))
+        figures["estimators"] = os.fspath(estimators)
+        held = attribute_data.world_split(world_dir, "test")
+        train = attribute_data.world_split(world_dir, "train")
     if len(held) > max_reference_images:
         held = held.subset(np.linspace(0, len(held) - 1, max_reference_images)
                            .round().astype(int))
     metrics = estimator_training.evaluate_estimators(reader, held)
-    est_dir = config.out_dir
+    est_dir = os.path.join(out_dir, ESTIMATOR_SUBDIR)
+    os.makedirs(est_dir, exist_ok=True)
     atomic_save_text(os.path.join(est_dir, estimator_training.METRICS_FILE),
                      json.dumps(sig.json_safe(metrics), indent=2))
     atomic_save_text(os.path.join(est_dir, "accuracy.txt"),
@@ -133,7 +143,6 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
     images = to_unit_range(held.read(np.arange(len(held))))
     z = sig.representations(rec, images)
     if decoder is None:
-        train = trainer.train_set
         rows = np.linspace(0, len(train) - 1, min(len(train), 1500)).round().astype(int)
         train_images = to_unit_range(train.read(rows))
         decoder = RidgeDecoder.fit(sig.representations(rec, train_images), train_images,

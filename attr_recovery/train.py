@@ -61,6 +61,9 @@ def _define_flags():
                       "96 px crop of the 110 px images.")
     flags.DEFINE_boolean("reshuffle_each_epoch", d.reshuffle_each_epoch,
                          "New image order every epoch.")
+    flags.DEFINE_string("target_dir", d.target_dir, "CASIA-format folder of per-image "
+                        "reconstruction targets in --data_dir's order (e.g. canonical "
+                        "portraits); default: each image is its own target.")
     flags.DEFINE_float("learning_rate", d.learning_rate, "Adam learning rate.")
     flags.DEFINE_float("beta1", d.beta1, "Adam beta1.")
     flags.DEFINE_float("beta2", d.beta2, "Adam beta2.")
@@ -93,7 +96,7 @@ def config_from_flags():
             arch[name] = value
     plain = ["data_dir", "out_dir", "mode", "recognition", "recognition_variant",
              "generator_weights", "generator_from", "mean_latent", "batch_size",
-             "max_steps", "max_seconds", "seed", "crop", "reshuffle_each_epoch",
+             "max_steps", "max_seconds", "seed", "crop", "reshuffle_each_epoch", "target_dir",
              "input_scale", "learning_rate", "beta1", "beta2", "d_learning_rate",
              "w_rec", "w_id", "w_reg", "w_adv", "w_latent_adv", "identity_every",
              "save_every_steps",

@@ -67,6 +67,11 @@ MODE_DEFAULT_WEIGHTS = {MODE_JOINT: (1.0, 0.1, 0.05), MODE_TRANSFORMER: (0.0, 1.
 PRESETS = {
     "cpu": dict(size=32, style_dim=64, channels={4: 64, 8: 64, 16: 32, 32: 16},
                 channel_multiplier=1, generator_n_mlp=2, transformer_n_mlp=5),
+    # The 64 px decoder of the legible reference decoder (BUILD_NOTES.md,
+    # "Legible decoding").
+    "legible64": dict(size=64, style_dim=128,
+                      channels={4: 128, 8: 128, 16: 96, 32: 64, 64: 32},
+                      channel_multiplier=1, generator_n_mlp=2, transformer_n_mlp=5),
     "original": dict(size=256, style_dim=512, channels=None, channel_multiplier=2,
                      generator_n_mlp=8, transformer_n_mlp=8),
 }
@@ -108,6 +113,10 @@ class DecoderTrainConfig:
     crop: str = CROP_CENTER
     crop_size: int = pipeline.TRAIN_CROP_SIZE
     reshuffle_each_epoch: bool = True
+    # A CASIA-format folder of per-image targets in the order of data_dir
+    # (e.g. canonical portraits, data/canonical_pairs.py); their centre crops
+    # are the reconstruction targets. None: each input image is its own target.
+    target_dir: str = None
     # joint mode: the decoder built here
     size: int = 32
     style_dim: int = 64
@@ -301,6 +310,14 @@ class DecoderTrainer:
         self.recognition = as_recognition_model(recognition)
         self.source = ImageSource(c.data_dir, c.batch_size, c.seed, c.crop, c.crop_size,
                                   c.reshuffle_each_epoch)
+        self.targets = None
+        if c.target_dir:
+            self.targets = ImageSource(c.target_dir, c.batch_size, c.seed, CROP_CENTER,
+                                       c.crop_size, c.reshuffle_each_epoch)
+            if len(self.targets) != len(self.source):
+                raise ValueError(f"{self.targets.images.path}: {len(self.targets)} target "
+                                 f"images for {len(self.source)} training images in "
+                                 f"{c.data_dir}")
         self.w_rec, self.w_id, self.w_reg = c.weights()
         # Seeds the initialisers: the same seed builds the same models.
         keras.utils.set_random_seed(c.seed)
@@ -413,17 +430,24 @@ class DecoderTrainer:
             idx = np.arange(start, min(start + 64, len(self.source)))
             x = tf.constant(to_unit_range(self.source.center_crops(idx)))
             feats.append(np.asarray(self._features_fn(x)))
-            targets.append(np.asarray(self._target_fn(x)))
+            targets.append(np.asarray(self._target_fn(self._target_images(idx, x))))
         return np.concatenate(feats), np.concatenate(targets)
+
+    def _target_images(self, indices, inputs):
+        """[B, crop, crop, 3] in [-1, 1]: the targets of ``indices`` (the inputs
+        themselves without a ``target_dir``)."""
+        if self.targets is None:
+            return inputs
+        return tf.constant(to_unit_range(self.targets.center_crops(indices)))
 
     def batch_inputs(self, step):
         """(z [B, d], target [B, size, size, 3]) of global step ``step``."""
         if self.cache is not None:
             idx = self.source.schedule.batch_indices(step)
             return tf.constant(self.cache[0][idx]), tf.constant(self.cache[1][idx])
-        _, crops = self.source.batch(step)
+        indices, crops = self.source.batch(step)
         x = tf.constant(to_unit_range(crops))
-        return self._features_fn(x), self._target_fn(x)
+        return self._features_fn(x), self._target_fn(self._target_images(indices, x))
 
     # -- step --------------------------------------------------------------
     def _make_train_step(self, with_identity):

@@ -199,6 +199,27 @@ def sample_image_params(rng, max_yaw=35.0, occlusion_rate=0.0):
         noise=float(rng.uniform(0.005, 0.03)), occluder=occluder)
 
 
+# The identity as a decoder should show it: what a representation that is
+# invariant to pose, expression, light and occluders can determine.
+CANONICAL_BACKGROUND = np.array([[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]])
+
+
+def canonical_params():
+    """Frontal, neutral, evenly lit, unoccluded, on a plain mid-grey background,
+    no blur or noise: the image-level attributes of a canonical portrait."""
+    return ImageParams(yaw=0.0, pitch=0.0, roll=0.0, scale=1.0, shift=np.zeros(2),
+                       smile=0.0, mouth_open=0.0, brow_raise=0.0, light_angle=0.0,
+                       light_strength=0.0, background=CANONICAL_BACKGROUND.copy(),
+                       blur=0.0, noise=0.0, occluder=OCCLUDER_NONE)
+
+
+def render_canonical(identities, image_size, face_offset):
+    """Canonical portraits (`canonical_params`) of ``identities``: uint8 [N, S, S, 3]."""
+    rng = np.random.default_rng(0)  # unused: the canonical portrait has no noise
+    return np.stack([render_face(identity, canonical_params(), image_size, face_offset,
+                                 rng)[0] for identity in identities])
+
+
 def _rotation(yaw, pitch, roll):
     y, p, r = np.deg2rad([yaw, pitch, roll])
     ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])

@@ -70,6 +70,18 @@ def _identities(rng_key, count):
             for i in range(count)]
 
 
+def world_identities(world_dir, split):
+    """The `Identity` objects of a written world's ``"train"`` or ``"test"``
+    subjects, in subject order (redrawn from the seed its ``world.json`` records)."""
+    with open(os.path.join(world_dir, "world.json"), encoding="utf-8") as f:
+        config = json.load(f)["config"]
+    if split == "train":
+        return _identities((config["seed"], 1), config["train_subjects"])
+    if split == "test":
+        return _identities((config["seed"], 4), config["test_subjects"])
+    raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+
+
 def _save_attributes(path, attrs, subjects):
     with atomic_write(path, "wb") as f:
         np.savez(f, subject=subjects, **attrs)

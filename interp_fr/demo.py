@@ -15,6 +15,10 @@ flags.DEFINE_enum("pretrained_base", recipes.Recipe.pretrained_base,
                   list(recipes.PRETRAINED_BASE_CHOICES),
                   "Where the full model starts: the shipped reference base CNN "
                   "(when it fits the world) or a base trained in this run.")
+flags.DEFINE_enum("attribute_models", main_job.JobContext.attribute_models,
+                  list(main_job.ATTRIBUTE_MODEL_CHOICES),
+                  "Attribute recovery's decoder and estimators: the shipped 64 px "
+                  "ones (for the reference full model) or small ones trained here.")
 
 
 def main(argv):
@@ -28,7 +32,8 @@ def main(argv):
         model = main_job.DemoModelConfig(df_dim=4, gfc_dim=32, dfc_dim=32,
                                          batch_size=16, pretrain_steps=4, max_steps=8,
                                          pretrained_base=FLAGS.pretrained_base)
-    main_job.run_job(FLAGS.out, config, model, quick=FLAGS.quick)
+    main_job.run_job(FLAGS.out, config, model, quick=FLAGS.quick,
+                     attribute_models=FLAGS.attribute_models)
 
 
 def run():

@@ -22,6 +22,7 @@ from interp_fr.data.image_scaling import to_unit_range
 # The main job's recipe: the `recipes.Recipe` defaults (BUILD_NOTES.md,
 # "Training recipe of the synthetic world").
 DemoModelConfig = recipes.Recipe
+ATTRIBUTE_MODEL_CHOICES = ("reference", "train")
 
 
 @dataclasses.dataclass
@@ -32,6 +33,11 @@ class JobContext:
     quick: bool = False
     model_config: DemoModelConfig = dataclasses.field(default_factory=DemoModelConfig)
     values: dict = dataclasses.field(default_factory=dict)
+    # Attribute recovery's decoder and estimators: "reference": the shipped
+    # ones (attr_recovery.reference_decoder / reference_estimators) when the
+    # recogniser is the reference full model they were made for; "train":
+    # small ones trained in this run (BUILD_NOTES.md, "Legible decoding").
+    attribute_models: str = "reference"
 
     def path(self, *parts):
         return os.path.join(self.out_dir, *parts)
@@ -268,15 +274,36 @@ def _recogniser_for_attributes(ctx):
     return ctx.values["model"], "full model (this run)"
 
 
+def _shipped_attribute_models(ctx, which):
+    """(decoder folder, estimators folder) shipped for the recogniser, or (None, None)."""
+    from attr_recovery import reference_decoder, reference_estimators
+    if ctx.attribute_models != "reference" or "reference weights" not in which:
+        return None, None
+    return (reference_decoder.reference_decoder_dir()
+            if reference_decoder.available() else None,
+            reference_estimators.reference_estimators_dir()
+            if reference_estimators.available() else None)
+
+
 def stage_decoding(ctx):
     """Attribute recovery, stage 1: decode a face model's features into faces."""
     from attr_recovery import demo_stage
-    budget = 8.0 if ctx.quick else 120.0
     model, which = _recogniser_for_attributes(ctx)
     figures = {"recogniser": which}
+    shipped, _ = _shipped_attribute_models(ctx, which)
+    if shipped:
+        figures["decoder"] = ("shipped reference decoder (64 px, trained by "
+                              "experiments/train_reference_decoder.py); "
+                              "--attribute_models=train trains a small one here")
+        figures.update(demo_stage.run_trained_decoder_stage(
+            ctx.values["world_dir"], model, shipped, ctx.path("decoding"),
+            eval_images=16 if ctx.quick else 64, attack_images=16 if ctx.quick else 256,
+            unseen_images=32 if ctx.quick else None))
+        ctx.values["decoder_dir"] = shipped
+        return figures
     figures.update(demo_stage.run_decoding_stage(
         ctx.values["world_dir"], model, ctx.path("decoding"),
-        seconds_budget=budget, max_steps=10 if ctx.quick else 5000))
+        seconds_budget=8.0 if ctx.quick else 120.0, max_steps=10 if ctx.quick else 5000))
     ctx.values["decoder_dir"] = ctx.path("decoding", "decoder")
     return figures
 
@@ -286,9 +313,14 @@ def stage_significance(ctx):
     from attr_recovery import stage2_demo
     model, which = _recogniser_for_attributes(ctx)
     figures = {"recogniser": which}
+    _, estimators = _shipped_attribute_models(ctx, which)
+    if estimators:
+        figures["estimators"] = ("shipped reference estimators (64 px, trained by "
+                                 "experiments/train_reference_estimators.py)")
     figures.update(stage2_demo.run_significance_stage(
         ctx.values["world_dir"], model, ctx.values["decoder_dir"],
-        ctx.path("significance"), seconds_budget=10.0 if ctx.quick else 90.0))
+        ctx.path("significance"), seconds_budget=10.0 if ctx.quick else 90.0,
+        estimators=estimators, max_reference_images=64 if ctx.quick else 400))
     return figures
 
 
@@ -327,11 +359,14 @@ def _write_report(ctx, results):
 
 
 def run_job(out_dir, world_config=None, model_config=None, quick=False,
-            progress=print):
+            progress=print, attribute_models="reference"):
     """Runs every stage in order; returns [(stage name, {seconds, figures})]."""
+    if attribute_models not in ATTRIBUTE_MODEL_CHOICES:
+        raise ValueError(f"attribute_models must be one of {ATTRIBUTE_MODEL_CHOICES}, "
+                         f"got {attribute_models!r}")
     os.makedirs(out_dir, exist_ok=True)
     ctx = JobContext(out_dir, world_config or synthetic_world.WorldConfig(), quick,
-                     model_config or DemoModelConfig())
+                     model_config or DemoModelConfig(), attribute_models=attribute_models)
     results = []
     start = time.perf_counter()
     for i, (name, stage) in enumerate(STAGES, start=1):

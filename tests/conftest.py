@@ -17,3 +17,13 @@ def shared_dir():
     if not os.path.isdir(SHARED_DIR):
         pytest.fail(f"shared/ folder not found at {SHARED_DIR}; set INTERP_FR_SHARED")
     return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def reference_world(tmp_path_factory):
+    """The synthetic world of seed 0, the one every shipped reference model was
+    made on (a pure function of its seed, so rebuilt here once per session)."""
+    from interp_fr.data import synthetic_world
+    out = str(tmp_path_factory.mktemp("reference_world"))
+    synthetic_world.build_world(out, synthetic_world.WorldConfig(seed=0))
+    return out

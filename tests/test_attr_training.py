@@ -81,7 +81,8 @@ def test_decoding_stage_recovers_identity(world, tmp_path):
         with Image.open(os.path.join(out, name)) as img:
             assert img.mode == "RGB" and img.format == "PNG"
     with Image.open(os.path.join(out, demo_stage.GRID_FILE)) as img:
-        assert img.size[1] == 2 * 96 + 3 * 2          # input row over decoded row
+        # Input row, decoded row, the identity's canonical portrait.
+        assert img.size[1] == 3 * 96 + 4 * 2
     assert os.path.exists(os.path.join(out, "decoder", decoder_lib.CONFIG_FILE))
     # 48 images, four of a subject at a time over 8 subjects: 8 images of
     # subjects 0-3 and 4 of subjects 4-7.

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from interp_fr import features, reference_models, weights_files
-from interp_fr.data import synthetic_world
 from interp_fr.eval import peak_locations, recognition_report
 
 FIGURE_TOLERANCE = 0.02       # a few pairs / probes of the ~250 / ~300 per split
@@ -20,10 +19,8 @@ SPREADNESS_TOLERANCE = 0.5    # px
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("reference_world"))
-    synthetic_world.build_world(out, synthetic_world.WorldConfig(seed=0))
-    return out
+def world(reference_world):
+    return reference_world
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,141 @@
+"""Trains the legible 64 px reference decoder for the reference full model (issue 15).
+
+    python experiments/train_reference_decoder.py --work /tmp/refdec \\
+        --out experiments/results/reference_decoder [--export]
+
+Stage 1 (resumable: run the same command again): 2 images each of
+``--identities`` fresh synthetic identities, paired with their canonical
+portraits (``interp_fr.data.canonical_pairs``), train the ``legible64`` decoder
+(``attr_recovery.training``, joint mode) for the shipped reference ``full``
+model. Stage 2: the decoder's figures on the world of seed 0
+(``attr_recovery.demo_stage.evaluate_decoder``: reconstruction attack on seen
+and unseen subjects, SSIM / PSNR against the input and the canonical
+portrait, cosines, grids), written as ``report.md`` / ``report.json`` to
+``--out``; with ``--export`` the decoder goes to
+``attr_recovery/reference_weights/decoder_full64`` (decoder.json with the
+figures and this command, one model-only checkpoint).
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from attr_recovery import demo_stage, reference_decoder, training  # noqa: E402
+from interp_fr import reference_models  # noqa: E402
+from interp_fr.atomic_io import atomic_save_text  # noqa: E402
+from interp_fr.data import canonical_pairs, synthetic_world  # noqa: E402
+from interp_fr.json_safe import json_safe  # noqa: E402
+
+
+def report_markdown(record):
+    """The results folder's report.md."""
+    f = record["figures"]
+    lines = ["# Legible reference decoder (64 px) for the reference full model", "",
+             f"Command: `{record['command']}`; machine: {record['machine']}; "
+             f"{record['steps']} steps; this call {record['seconds_this_call']:.0f} s "
+             f"(training {record['train_seconds_this_call']:.0f} s).", "",
+             "Reconstruction attack (R's threshold set on real genuine / impostor pairs "
+             "of the same images; type I: decoded face vs its own input, type II: vs "
+             "the subject's other images):", "",
+             "| subjects | images | type-I TAR@1e-2 | type-II TAR@1e-2 | type-I TAR@1e-3 "
+             "| type-II TAR@1e-3 | real TAR@1e-2 | SSIM / PSNR vs input | SSIM / PSNR vs "
+             "portrait |", "|---|---|---|---|---|---|---|---|---|"]
+    for which in ("seen", "unseen"):
+        a = f.get(f"reconstruction attack, {which} subjects")
+        if not a:
+            continue
+        pairs = a["genuine pairs"] + a["impostor pairs"]
+        images = round((1 + (1 + 8 * pairs) ** 0.5) / 2)     # pairs = n (n - 1) / 2
+        lines.append(
+            f"| {which} | {images} | "
+            f"{a['type-I TAR@0.01']:.3f} | {a['type-II TAR@0.01']:.3f} | "
+            f"{a['type-I TAR@0.001']:.3f} | {a['type-II TAR@0.001']:.3f} | "
+            f"{a['real TAR@0.01']:.3f} | {a['SSIM']:.3f} / {a['PSNR (dB)']:.1f} dB | "
+            f"{a.get('SSIM vs portrait', float('nan')):.3f} / "
+            f"{a.get('PSNR vs portrait (dB)', float('nan')):.1f} dB |")
+    lines += ["", "Identity figures (one image per subject): "
+              f"matched cosine {f['matched cosine']:.3f}, random pair "
+              f"{f['random-pair cosine']:.3f}, rank-1 decoded -> input "
+              f"{f['rank-1 decoded -> input']:.3f}; unseen subjects: matched "
+              f"{f.get('unseen subjects: matched cosine', float('nan')):.3f}, rank-1 "
+              f"{f.get('unseen subjects: rank-1 decoded -> input', float('nan')):.3f}.", "",
+              "Rows of each grid: input, decoded (64 px shown at 96), canonical portrait "
+              "of the identity (what a representation blind to pose, expression, light "
+              "and occluders can determine).", "",
+              "Training subjects of the world (R has seen them; the decoder has not):", "",
+              f"![seen]({os.path.basename(f['grid'])})", "",
+              "Test subjects (neither R nor the decoder has seen them):", ""]
+    if "grid, unseen subjects" in f:
+        lines.append(f"![unseen]({os.path.basename(f['grid, unseen subjects'])})")
+    lines += ["", f"Eigen-features: ![eigen]({os.path.basename(f['eigen features'])})", ""]
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--work", required=True, help="working folder (world, pairs, training)")
+    p.add_argument("--out", required=True, help="results folder (report.md / .json, PNGs)")
+    p.add_argument("--identities", type=int, default=10000)
+    p.add_argument("--images_per_identity", type=int, default=2)
+    p.add_argument("--max_steps", type=int, default=16000)
+    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--w_id", type=float, default=0.2)
+    p.add_argument("--identity_every", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--export", action="store_true",
+                   help="write the decoder to attr_recovery/reference_weights")
+    args = p.parse_args()
+    t_start = time.perf_counter()
+    os.makedirs(args.work, exist_ok=True)
+    world = os.path.join(args.work, "world")
+    if not os.path.isfile(os.path.join(world, "world.json")):
+        synthetic_world.build_world(world, synthetic_world.WorldConfig(seed=args.seed))
+    pairs = os.path.join(args.work, "pairs")
+    inputs = os.path.join(pairs, canonical_pairs.INPUT_DIR)
+    targets = os.path.join(pairs, canonical_pairs.TARGET_DIR)
+    if not os.path.isdir(targets):
+        canonical_pairs.build_canonical_pairs(pairs, args.identities,
+                                              args.images_per_identity, seed=args.seed)
+    recognition, _ = reference_models.load_reference_model("full")
+    config = training.DecoderTrainConfig(
+        data_dir=inputs, target_dir=targets, out_dir=os.path.join(args.work, "decoder"),
+        recognition="reference:full", batch_size=args.batch_size,
+        max_steps=args.max_steps, seed=args.seed, w_id=args.w_id,
+        identity_every=args.identity_every, save_every_steps=500, log_every=250,
+        progress=False, tensorboard=False, **training.PRESETS["legible64"])
+    trainer = training.DecoderTrainer(config, recognition)
+    t0 = time.perf_counter()
+    trainer.fit()
+    train_seconds = time.perf_counter() - t0
+
+    figures = demo_stage.evaluate_decoder(trainer.decoder, recognition, world, args.out,
+                                          seed=args.seed, attack_images=256)
+    figures["check"] = reference_decoder.check_figures(trainer.decoder, recognition, world,
+                                                       seed=args.seed)
+    command = "python " + " ".join(sys.argv)
+    record = dict(figures=figures, steps=int(trainer.step.numpy()),
+                  train_seconds_this_call=train_seconds,
+                  seconds_this_call=time.perf_counter() - t_start,
+                  command=command, machine=f"{platform.processor() or platform.machine()}, "
+                                              f"{os.cpu_count()} cores",
+                  config={k: v for k, v in vars(args).items()})
+    os.makedirs(args.out, exist_ok=True)
+    atomic_save_text(os.path.join(args.out, "report.json"),
+                     json.dumps(json_safe(record), indent=1))
+    atomic_save_text(os.path.join(args.out, "report.md"),
+                     report_markdown(record))
+    if args.export:
+        written = reference_decoder.export_reference_decoder(
+            trainer.decoder, config, recorded=figures,
+            provenance=dict(command=command, steps=record["steps"],
+                            identities=args.identities, seed=args.seed))
+        print("exported:", *written, sep="\n  ")
+    print(open(os.path.join(args.out, "report.md"), encoding="utf-8").read())
+
+
+if __name__ == "__main__":
+    main()

@@ -36,6 +36,7 @@ CONSOLE_SCRIPTS = [
     "interp-fr-freeze = interp_fr.tools.freeze.freeze_my_model:run",
     "interp-fr-export-savedmodel = interp_fr.tools.freeze.export_saved_model:run",
     "interp-fr-export-litert = interp_fr.tools.freeze.export_litert:run",
+    "interp-fr-export-onnx = interp_fr.tools.freeze.export_onnx:run",
     "interp-fr-frozen-to-keras = interp_fr.tools.freeze.frozen_to_keras:run",
     "interp-fr-peak-locations = interp_fr.eval.peak_locations_cli:run",
 ]
@@ -64,11 +65,14 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest"],
+        # The ONNX export's parity tests run the export and onnxruntime.
+        "test": ["pytest", "tf2onnx>=1.17", "onnx", "onnxruntime"],
         "gpu": ["tensorflow[and-cuda]>=2.16,<3"],
         # LiteRT's own interpreter for .tflite exports (TensorFlow's deprecated
         # tf.lite.Interpreter is used when it is absent).
         "litert": ["ai-edge-litert"],
+        # ONNX export (tf2onnx) and its runtime for parity checks and inference.
+        "onnx": ["tf2onnx>=1.17", "onnx", "onnxruntime"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

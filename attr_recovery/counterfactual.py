@@ -175,6 +175,22 @@ def eer_threshold(z, subjects):
     return float(cands[k])
 
 
+def error_pairs(z, subjects, threshold):
+    """The median false reject and the median false accept of a set, those it has.
+
+    Returns: list of (i, j, reason), false reject first.
+    """
+    s, same, iu = _pair_similarities(z, subjects)
+    out = []
+    for mask, reason in ((same & (s < threshold), "median false reject"),
+                         (~same & (s >= threshold), "median false accept")):
+        cand = np.nonzero(mask)[0]
+        if len(cand):
+            k = cand[np.argsort(s[cand], kind="stable")[len(cand) // 2]]
+            out.append((int(iu[0][k]), int(iu[1][k]), reason))
+    return out
+
+
 def pick_pair(z, subjects, threshold):
     """An informative pair (i, j) of a set and why it was picked.
 
@@ -184,13 +200,10 @@ def pick_pair(z, subjects, threshold):
     the median false accept, else the genuine pair with the smallest margin.
     Returns (i, j, reason).
     """
+    errors = error_pairs(z, subjects, threshold)
+    if errors:
+        return errors[0]
     s, same, iu = _pair_similarities(z, subjects)
-    for mask, reason in ((same & (s < threshold), "median false reject"),
-                         (~same & (s >= threshold), "median false accept")):
-        cand = np.nonzero(mask)[0]
-        if len(cand):
-            k = cand[np.argsort(s[cand], kind="stable")[len(cand) // 2]]
-            return int(iu[0][k]), int(iu[1][k]), reason
     gen = np.nonzero(same)[0]
     if len(gen):
         k = gen[np.argmin(s[gen] - threshold)]

@@ -17,14 +17,13 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
 from attr_recovery import attack_metrics, reconstruction
 from attr_recovery import decoder as decoder_lib
 from attr_recovery.recognition import as_recognition_model
 from attr_recovery.training import (DecoderTrainConfig, DecoderTrainer, ImageSource,
-                                    identity_figures, resize_to)
+                                    identity_figures)
 from attr_recovery.decoder import to_uint8
 from interp_fr.atomic_io import atomic_write
 from interp_fr.data import dat_files, synthetic_faces, synthetic_world
@@ -56,45 +55,19 @@ def build_small_recognizer(input_size=32, width=16, feature_dim=64, name="small_
 
 def train_small_recognizer(data_dir, steps=300, batch_size=32, seed=0, input_size=32,
                            width=16, feature_dim=64, scale=16.0, learning_rate=0.003):
-    """Trains `build_small_recognizer` with a normalised softmax (cosine) classifier.
-
-    Cosine logits ``scale * <unit feature, unit class weight>`` make the
-    features' angles carry the identity, which is what the decoder's identity
-    loss and the figures measure. Random 96 px crops of the 110 px images,
-    resized to ``input_size``, with a seeded batch order.
+    """Builds `build_small_recognizer` and trains it
+    (`recogniser_training.train_recogniser`: cosine softmax, random crops).
 
     Args:
       data_dir: CASIA-format folder (``CASIA_all_images_110_110.dat`` + list).
     Returns: (Keras model images -> features, training accuracy of the last 50 steps).
     """
+    from attr_recovery.recogniser_training import train_recogniser
     keras.utils.set_random_seed(seed)
-    source = ImageSource(data_dir, batch_size, seed, crop="random")
-    n_classes = int(source.subject_ids.max()) + 1
     model = build_small_recognizer(input_size, width, feature_dim)
-    classes = tf.Variable(tf.random.stateless_normal([feature_dim, n_classes],
-                                                     seed=[seed, 7]), name="classes")
-    variables = model.trainable_variables + [classes]
-    opt = keras.optimizers.Adam(learning_rate)
-
-    @tf.function(reduce_retracing=True)
-    def step_fn(x, labels):
-        x = resize_to(x, input_size)
-        with tf.GradientTape() as tape:
-            f = tf.math.l2_normalize(model(x, training=True), axis=-1)
-            logits = scale * f @ tf.math.l2_normalize(classes, axis=0)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels, logits))
-        opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return tf.reduce_mean(tf.cast(tf.argmax(logits, -1, output_type=tf.int32)
-                                      == labels, tf.float32))
-
-    accs = []
-    for step in range(steps):
-        idx, crops = source.batch(step)
-        acc = step_fn(tf.constant(to_unit_range(crops)),
-                      tf.constant(source.subject_ids[idx], tf.int32))
-        accs.append(float(acc))
-    return model, float(np.mean(accs[-50:]))
+    acc = train_recogniser(model, data_dir, steps, batch_size, seed, input_size, scale,
+                           learning_rate)
+    return model, acc
 
 
 def _save_png(path, array):

@@ -164,34 +164,41 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
         if "recoverability" in m}
     figures["significance seconds"] = time.perf_counter() - t0
 
-    # 3. One explained pair.
+    # 3. Explained pairs: the picked one (median false reject, else ...) and,
+    # when the set has one besides, the median false accept.
     t0 = time.perf_counter()
-    i, j, reason = counterfactual.pick_pair(z, held.subjects, threshold)
-    a = reader(images[[i, j]])
-    exp = counterfactual.explain_pair(
-        z[i], z[j], result["directions"], result["names"], threshold,
-        units=result["units"], attributes1={k: v[0] for k, v in a.items()},
-        attributes2={k: v[1] for k, v in a.items()}, decoder=decoder, reader=reader)
-    doc = counterfactual.pair_json(exp)
-    doc.update(pair_rows=[int(held.rows[i]), int(held.rows[j])], reason=reason,
-               subjects=[int(held.subjects[i]), int(held.subjects[j])])
-    exp_json = os.path.join(out_dir, EXPLANATION_JSON)
-    atomic_save_text(exp_json, json.dumps(doc, indent=2, allow_nan=False))
-    exp_png = stage2_figures.explanation_figure(images[i], images[j], exp,
-                                                os.path.join(out_dir, EXPLANATION_PNG))
-    top = exp["order"][:3]
-    figures["explained pair"] = (
-        f"test rows {held.rows[i]} / {held.rows[j]} ({reason}): cos "
-        f"{exp['similarity']:.3f} vs threshold {threshold:.3f} -> {exp['decision']}")
-    figures["top contributions"] = {
-        n: f"{exp['attributes'][n]['contribution']:.2f} (flip at "
-           f"{exp['attributes'][n]['flip_change']:+.2f} u)"
-        for n in top if exp["attributes"][n]["flippable"]}
+    pairs = [counterfactual.pick_pair(z, held.subjects, threshold)]
+    pairs += [p for p in counterfactual.error_pairs(z, held.subjects, threshold)
+              if p[2] != pairs[0][2]]
+    for n, (i, j, reason) in enumerate(pairs):
+        a = reader(images[[i, j]])
+        exp = counterfactual.explain_pair(
+            z[i], z[j], result["directions"], result["names"], threshold,
+            units=result["units"], attributes1={k: v[0] for k, v in a.items()},
+            attributes2={k: v[1] for k, v in a.items()}, decoder=decoder, reader=reader)
+        doc = counterfactual.pair_json(exp)
+        doc.update(pair_rows=[int(held.rows[i]), int(held.rows[j])], reason=reason,
+                   subjects=[int(held.subjects[i]), int(held.subjects[j])])
+        suffix = "" if n == 0 else "_" + reason.split()[-2]      # _accept
+        exp_json = os.path.join(out_dir, EXPLANATION_JSON.replace(".json", suffix + ".json"))
+        atomic_save_text(exp_json, json.dumps(doc, indent=2, allow_nan=False))
+        exp_png = stage2_figures.explanation_figure(
+            images[i], images[j], exp,
+            os.path.join(out_dir, EXPLANATION_PNG.replace(".png", suffix + ".png")))
+        label = "" if n == 0 else f" ({reason})"
+        figures["explained pair" + label] = (
+            f"test rows {held.rows[i]} / {held.rows[j]} ({reason}): cos "
+            f"{exp['similarity']:.3f} vs threshold {threshold:.3f} -> {exp['decision']}")
+        figures["top contributions" + label] = {
+            name: f"{exp['attributes'][name]['contribution']:.2f} (flip at "
+                  f"{exp['attributes'][name]['flip_change']:+.2f} u)"
+            for name in exp["order"][:3] if exp["attributes"][name]["flippable"]}
+        figures["explanation figure" + label] = exp_png
+        figures["explanation json" + label] = exp_json
     figures["explanation seconds"] = time.perf_counter() - t0
     figures.update({"significance table": paths["table"],
                     "significance chart": paths["chart"],
                     "significance json": paths["json"],
-                    "explanation figure": exp_png, "explanation json": exp_json,
                     "estimator accuracy table": os.path.join(est_dir, "accuracy.txt")})
     figures["stage seconds"] = time.perf_counter() - t_start
     return figures

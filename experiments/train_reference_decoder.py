@@ -23,6 +23,9 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The checkout's packages (and reference_weights/), not an installed copy.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 
 from attr_recovery import demo_stage, reference_decoder, training  # noqa: E402
 from interp_fr import reference_models  # noqa: E402

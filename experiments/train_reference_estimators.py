@@ -20,6 +20,9 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The checkout's packages (and reference_weights/), not an installed copy.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 
 from attr_recovery import estimator_training, reference_estimators  # noqa: E402
 from interp_fr.atomic_io import atomic_save_text  # noqa: E402

@@ -3,6 +3,7 @@
 * `freeze_checkpoint`: any saved model -> frozen GraphDef with the original's
   names (``pretrained_model.pb`` beside the checkpoint by default);
 * `export_checkpoint_saved_model`: any saved model -> SavedModel folder;
+* `export_checkpoint_litert` / `export_checkpoint_onnx`: -> ``.tflite`` / ``.onnx``;
 * `frozen_graph_to_keras`: a frozen GraphDef -> Keras weights and / or a TF1
   checkpoint.
 """
@@ -15,6 +16,7 @@ from interp_fr.tools.freeze import frozen_graph, saved_model
 
 DEFAULT_SAVED_MODEL_DIR = "saved_model"
 DEFAULT_LITERT_FILE = "model.tflite"
+DEFAULT_ONNX_FILE = "model.onnx"
 
 
 @dataclasses.dataclass
@@ -92,6 +94,23 @@ def export_checkpoint_litert(model_path, output=None, fixed_batch=None, **overri
     """
     from interp_fr.tools.freeze import litert
     return _export(model_path, output, DEFAULT_LITERT_FILE, litert.export_litert,
+                   fixed_batch, overrides)
+
+
+def export_checkpoint_onnx(model_path, output=None, fixed_batch=None, **overrides):
+    """Exports the model stored at ``model_path`` as an ``.onnx`` file (extra ``onnx``).
+
+    Args:
+        model_path: as for `freeze_checkpoint`.
+        output: ``.onnx`` file; default ``model.onnx`` in
+            ``model_loading.default_output_dir(model_path)``.
+        fixed_batch: None (dynamic) or the input batch size.
+
+    Returns:
+        `ExportResult`.
+    """
+    from interp_fr.tools.freeze import onnx_export
+    return _export(model_path, output, DEFAULT_ONNX_FILE, onnx_export.export_onnx,
                    fixed_batch, overrides)
 
 

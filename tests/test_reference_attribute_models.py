@@ -1,0 +1,90 @@
+"""The shipped reference decoder and estimators load and give their recorded figures.
+
+Made by ``experiments/train_reference_decoder.py --export`` and
+``experiments/train_reference_estimators.py --export`` for the shipped
+reference full model on the synthetic world of seed 0 (rebuilt here: a pure
+function of its seed). Figures differ between CPUs in the last bits, which
+can move an operating point by a pair: hence the tolerances.
+"""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from attr_recovery import (attribute_data, decoder as decoder_lib, estimator_training,
+                           reference_decoder, reference_estimators)
+from interp_fr import reference_models
+
+RATE_TOLERANCE = 0.03          # a few of the 128 images / their pairs
+SIMILARITY_TOLERANCE = 0.01    # SSIM; PSNR in dB below
+METRIC_TOLERANCE = 0.02        # R2, accuracy
+
+
+@pytest.fixture(scope="module")
+def recogniser():
+    return reference_models.load_reference_model("full")[0]
+
+
+def _folder_bytes(path):
+    return sum(os.path.getsize(os.path.join(root, f))
+               for root, _, files in os.walk(path) for f in files)
+
+
+def test_shipped_files_describe_themselves_and_fit_the_budget():
+    assert reference_decoder.available(), reference_decoder.reference_decoder_dir()
+    assert reference_estimators.available(), reference_estimators.reference_estimators_dir()
+    _, dec_doc = reference_decoder.load_reference_decoder()
+    _, est_doc = reference_estimators.load_reference_reader()
+    assert "train_reference_decoder.py" in dec_doc["provenance"]["command"]
+    assert "train_reference_estimators.py" in est_doc["provenance"]["command"]
+    assert dec_doc["recognition"] == "reference:full" and dec_doc["generator"]["size"] == 64
+    assert est_doc["models"]["input_size"] == 64
+    total = (_folder_bytes(reference_decoder.reference_decoder_dir())
+             + _folder_bytes(reference_estimators.reference_estimators_dir()))
+    assert total < 30e6      # issue 15's budget for shipped attribute-recovery weights
+
+
+def test_decoder_figures_are_measured_again(reference_world, recogniser):
+    decoder, doc = reference_decoder.load_reference_decoder()
+    recorded = doc["recorded"]["check"]
+    measured = reference_decoder.check_figures(decoder, recogniser, reference_world)
+    for key, value in recorded.items():
+        if "TAR" in key or "FAR" in key or key.startswith("threshold"):
+            assert measured[key] == pytest.approx(value, abs=RATE_TOLERANCE), key
+        elif key.startswith("SSIM"):
+            assert measured[key] == pytest.approx(value, abs=SIMILARITY_TOLERANCE), key
+        elif key.startswith("PSNR"):
+            assert measured[key] == pytest.approx(value, abs=0.2), key
+        else:
+            assert measured[key] == value, key
+    # The attack works on unseen subjects, and the figure means something: the
+    # same architecture untrained is rejected.
+    assert measured["type-I TAR@0.01"] > 0.8
+    tf.keras.utils.set_random_seed(0)
+    untrained = decoder_lib.build_decoder(doc)
+    control = reference_decoder.check_figures(untrained, recogniser, reference_world)
+    assert control["type-I TAR@0.01"] < 0.2
+    assert measured["SSIM vs portrait"] > control["SSIM vs portrait"] + 0.1
+
+
+def test_estimator_figures_are_measured_again(reference_world):
+    reader, doc = reference_estimators.load_reference_reader()
+    held = attribute_data.world_split(reference_world, "test")
+    measured = estimator_training.evaluate_estimators(reader, held)
+    recorded = doc["recorded"]
+    for name, m in recorded["attributes"].items():
+        for key in ("r2", "accuracy"):
+            if key in m:
+                assert measured["attributes"][name][key] == pytest.approx(
+                    m[key], abs=METRIC_TOLERANCE), (name, key)
+    assert measured["landmarks"]["nme_interocular"] == pytest.approx(
+        recorded["landmarks"]["nme_interocular"], abs=0.002)
+    # Far from a reader that guesses: every continuous attribute explains
+    # variance, every class beats chance.
+    for name, m in measured["attributes"].items():
+        if "r2" in m:
+            assert m["r2"] > 0.2, name
+        elif "accuracy" in m:
+            assert m["accuracy"] > m["chance"], name
+    assert np.isfinite(measured["landmarks"]["mean_error_px"])

@@ -28,6 +28,7 @@ CONSOLE_SCRIPTS = [
     "attr-recovery-train-estimators = attr_recovery.train_estimators:run",
     "attr-recovery-significance = attr_recovery.significance:run",
     "attr-recovery-explain-pair = attr_recovery.explain_pair:run",
+    "attr-recovery-export-decoder = attr_recovery.export_decoder:run",
     "interp-fr-convert-checkpoint = interp_fr.convert_checkpoint:run",
     "interp-fr-ijba = interp_fr.eval.ijba_cli:run",
     "interp-fr-ijbc = interp_fr.eval.ijbc_cli:run",

@@ -87,9 +87,12 @@ def upfirdn2d(x, kernel, up=1, down=1, pad=(0, 0)):
     if up_x > 1 or up_y > 1:
         shape = tf.shape(x)
         n, h, w = shape[0], shape[1], shape[2]
-        # Zero insertion as a reshape + pad keeps it one vectorised op.
-        x = tf.reshape(x, [n, h, 1, w, 1, channels])
-        x = tf.pad(x, [[0, 0], [0, 0], [0, up_y - 1], [0, 0], [0, up_x - 1], [0, 0]])
+        # Zero insertion as reshape + pad, one axis at a time: 5-D pads, which
+        # LiteRT's builtin PAD takes (a single 6-D pad it does not).
+        x = tf.reshape(x, [n, h, 1, w, channels])
+        x = tf.pad(x, [[0, 0], [0, 0], [0, up_y - 1], [0, 0], [0, 0]])
+        x = tf.reshape(x, [n, h * up_y, w, 1, channels])
+        x = tf.pad(x, [[0, 0], [0, 0], [0, 0], [0, up_x - 1], [0, 0]])
         x = tf.reshape(x, [n, h * up_y, w * up_x, channels])
 
     x = tf.pad(x, [[0, 0], [max(py0, 0), max(py1, 0)], [max(px0, 0), max(px1, 0)],

@@ -38,6 +38,7 @@ CONSOLE_SCRIPTS = [
     "interp-fr-export-savedmodel = interp_fr.tools.freeze.export_saved_model:run",
     "interp-fr-export-litert = interp_fr.tools.freeze.export_litert:run",
     "interp-fr-export-onnx = interp_fr.tools.freeze.export_onnx:run",
+    "interp-fr-import-photos = interp_fr.data.import_photos:run",
     "interp-fr-frozen-to-keras = interp_fr.tools.freeze.frozen_to_keras:run",
     "interp-fr-peak-locations = interp_fr.eval.peak_locations_cli:run",
 ]
@@ -66,14 +67,18 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        # The ONNX export's parity tests run the export and onnxruntime.
-        "test": ["pytest", "tf2onnx>=1.17", "onnx", "onnxruntime"],
+        # The tests run the ONNX export with onnxruntime, and read a real
+        # photograph (scikit-image's astronaut.png) with dlib.
+        "test": ["pytest", "tf2onnx>=1.17", "onnx", "onnxruntime", "dlib-bin",
+                 "face_recognition_models", "scikit-image"],
         "gpu": ["tensorflow[and-cuda]>=2.16,<3"],
         # LiteRT's own interpreter for .tflite exports (TensorFlow's deprecated
         # tf.lite.Interpreter is used when it is absent).
         "litert": ["ai-edge-litert"],
         # ONNX export (tf2onnx) and its runtime for parity checks and inference.
         "onnx": ["tf2onnx>=1.17", "onnx", "onnxruntime"],
+        # Photos to the original formats: dlib's detector and 68-point model.
+        "photos": ["dlib-bin", "face_recognition_models"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

@@ -97,3 +97,35 @@ def test_command_fails_cleanly_without_faces(tmp_path):
     assert proc.returncode == 2
     assert "no face found in any photo (black.png: no face found)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_imported_photos_train_with_synthetic_occlusion_and_extract(astronaut, finder,
+                                                                     tmp_path):
+    """The written folder is what the trainer (full model: synthetic occlusion from
+    the landmark, template and triangulation files) and extraction read."""
+    import os
+
+    from interp_fr import features, training
+    folder = tmp_path / "photos"
+    for person, image in (("a", astronaut), ("b", astronaut[:, ::-1])):
+        (folder / person).mkdir(parents=True)
+        for k, shift in enumerate((0, 6)):
+            Image.fromarray(np.roll(image, shift, axis=1)).save(folder / person / f"{k}.png")
+    out = tmp_path / "out"
+    photos.import_photos(str(folder), str(out), finder=finder)
+    config = training.TrainConfig(
+        data_dir=str(out / "DATA"), aux_dir=str(out / "aux"),
+        checkpoint_dir=str(tmp_path / "ckpt"), dataset="PHOTOS", batch_size=2,
+        df_dim=4, gfc_dim=16, dfc_dim=16, max_steps=2, progress=False,
+        tensorboard=False, variant="full")
+    logs = []
+    trainer = training.Trainer(config, log=logs.append)
+    trainer.fit()
+    assert trainer.casia.file_list.subject_ids.tolist() == [0, 0, 1, 1]
+    line = [x for x in logs if x.startswith("Epoch:")][-1]
+    assert np.isfinite(float(line.split("d_loss: ")[1].split()[0]))
+    assert "o_loss" in line           # the occlusion branch ran
+    test = dat_files.open_ijba_images(str(out / "DATA"))
+    extracted = features.extract_features(features.keras_forward(trainer.model), test)
+    assert extracted.features.shape == (4, 16) and np.isfinite(extracted.features).all()
+    assert os.path.isfile(out / "aux" / "landmark68_7.mat")

@@ -22,7 +22,6 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from interp_fr.atomic_io import atomic_write
 
 SIGNATURE_KEY = "serving_default"
 INPUT_KEY = "representation"
@@ -66,48 +65,21 @@ def export_decoder_saved_model(decoder, directory):
     return directory
 
 
-def _write(path, suffix, blob):
-    path = os.fspath(path)
-    if not path.endswith(suffix):
-        raise ValueError(f"{path}: the file must end in {suffix}")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_write(path, "wb") as f:
-        f.write(blob)
-    return path
-
-
 def export_decoder_litert(decoder, path):
     """Writes ``decoder`` as a ``.tflite`` file (builtin operators only); returns ``path``."""
     if not os.fspath(path).endswith(".tflite"):
         raise ValueError(f"{path}: the file must end in .tflite")
-    tmp = tempfile.mkdtemp(prefix="decoder_litert_")
-    try:
-        folder = export_decoder_saved_model(decoder, os.path.join(tmp, "saved_model"))
-        blob = tf.lite.TFLiteConverter.from_saved_model(
-            folder, signature_keys=[SIGNATURE_KEY]).convert()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return _write(path, ".tflite", blob)
+    from interp_fr.tools.freeze.litert import write_litert
+    return write_litert(lambda folder: export_decoder_saved_model(decoder, folder),
+                        os.fspath(path), SIGNATURE_KEY)
 
 
 def export_decoder_onnx(decoder, path, opset=17):
     """Writes ``decoder`` as an ``.onnx`` file (extra ``onnx``); returns ``path``."""
     if not os.fspath(path).endswith(".onnx"):
         raise ValueError(f"{path}: the file must end in .onnx")
-    from interp_fr.tools.freeze.onnx_export import _require
-    _require("tf2onnx")
-    import tf2onnx
-    serve = _DecoderServing(decoder).serve
-    fd, tmp = tempfile.mkstemp(suffix=".onnx")
-    os.close(fd)
-    try:
-        tf2onnx.convert.from_function(serve, input_signature=serve.input_signature,
-                                      opset=opset, output_path=tmp)
-        with open(tmp, "rb") as f:
-            blob = f.read()
-    finally:
-        os.remove(tmp)
-    return _write(path, ".onnx", blob)
+    from interp_fr.tools.freeze.onnx_export import write_onnx_function
+    return write_onnx_function(_DecoderServing(decoder).serve, os.fspath(path), opset)
 
 
 def reference_images(decoder, z):

@@ -155,6 +155,28 @@ def _attack(decoder, rec, images, subjects, portraits, seed):
     return _rounded(figures)
 
 
+def attack_table_markdown(figures):
+    """A Markdown table of the ``reconstruction attack, seen / unseen subjects``
+    entries of `evaluate_decoder`'s figures."""
+    lines = ["| subjects | images | type-I TAR@1e-2 | type-II TAR@1e-2 | type-I TAR@1e-3 "
+             "| type-II TAR@1e-3 | real TAR@1e-2 | SSIM / PSNR vs input | SSIM / PSNR "
+             "vs portrait |", "|---|---|---|---|---|---|---|---|---|"]
+    for which in ("seen", "unseen"):
+        a = figures.get(f"reconstruction attack, {which} subjects")
+        if not a:
+            continue
+        pairs = a["genuine pairs"] + a["impostor pairs"]
+        images = round((1 + (1 + 8 * pairs) ** 0.5) / 2)     # pairs = n (n - 1) / 2
+        portrait = (f"{a['SSIM vs portrait']:.3f} / {a['PSNR vs portrait (dB)']:.1f} dB"
+                    if "SSIM vs portrait" in a else "-")
+        lines.append(
+            f"| {which} | {images} | {a['type-I TAR@0.01']:.3f} | "
+            f"{a['type-II TAR@0.01']:.3f} | {a['type-I TAR@0.001']:.3f} | "
+            f"{a['type-II TAR@0.001']:.3f} | {a['real TAR@0.01']:.3f} | "
+            f"{a['SSIM']:.3f} / {a['PSNR (dB)']:.1f} dB | {portrait} |")
+    return "\n".join(lines)
+
+
 def _decoded_grid(path, inputs, decoded, portraits):
     """Inputs over decoded faces (shown at the input's size) over the portraits."""
     rows = [list(inputs), list(_upscale(to_uint8(decoded), inputs.shape[1]))]
@@ -250,6 +272,7 @@ def evaluate_decoder(decoder, recognition_model, world_dir, out_dir, seed=0,
     _save_png(eigen_path, eigen_grid)
     figures["top eigenvalue share"] = float(eig.values[0] / max(eig.values.sum(), 1e-30))
     figures["eigen features"] = eigen_path
+    figures["reconstruction attack table"] = attack_table_markdown(figures)
     return figures
 
 

@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from attr_recovery import attribute_data, face_geometry
 from attr_recovery.attribute_reader import AttributeReader
-from attr_recovery.decoder import read_folder_json
+from attr_recovery.decoder import CHECKPOINT_SUBDIR, read_folder_json
 from attr_recovery.attributes import CLASSIFICATION, REGRESSION, head_set, spec_from_json
 from attr_recovery.estimators import (AttributeEstimator, LandmarkEstimator, head_losses)
 from interp_fr import tf_logging
@@ -48,7 +48,6 @@ from interp_fr.data import pipeline, synthetic_world
 from interp_fr.data.image_scaling import to_unit_range_tf
 
 CONFIG_FILE = "estimators.json"
-CHECKPOINT_SUBDIR = "checkpoints"
 LOG_FILE = "log.jsonl"
 METRICS_FILE = "accuracy.json"
 

@@ -14,9 +14,8 @@ import dataclasses
 import json
 import os
 
-import tensorflow as tf
-
 from attr_recovery import decoder as decoder_lib
+from attr_recovery import shipped_files
 from interp_fr.atomic_io import atomic_save_text
 
 REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -32,10 +31,7 @@ def reference_decoder_dir(folder=REFERENCE_DIR):
 
 def available(folder=REFERENCE_DIR):
     """Whether the shipped decoder is present (description and checkpoint)."""
-    path = reference_decoder_dir(folder)
-    return (os.path.isfile(os.path.join(path, decoder_lib.CONFIG_FILE))
-            and tf.train.latest_checkpoint(
-                os.path.join(path, decoder_lib.CHECKPOINT_SUBDIR)) is not None)
+    return shipped_files.present(reference_decoder_dir(folder), decoder_lib.CONFIG_FILE)
 
 
 def export_reference_decoder(decoder, config, recorded, provenance, folder=REFERENCE_DIR):
@@ -49,22 +45,16 @@ def export_reference_decoder(decoder, config, recorded, provenance, folder=REFER
     Returns: list of the files written.
     """
     out = reference_decoder_dir(folder)
-    ckpt_dir = os.path.join(out, decoder_lib.CHECKPOINT_SUBDIR)
-    os.makedirs(ckpt_dir, exist_ok=True)
-    for name in os.listdir(ckpt_dir):
-        os.remove(os.path.join(ckpt_dir, name))
-    checkpoint = tf.train.Checkpoint(model=decoder.variables_for_checkpoint())
-    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=1)
-    manager.save(checkpoint_number=0)
+    written = shipped_files.write_checkpoint(out, model=decoder.variables_for_checkpoint())
     train = dataclasses.asdict(config)
     train["channels"] = {str(k): v for k, v in (config.channels or {}).items()}
     desc = decoder_lib.decoder_description(
         decoder, RECOGNITION, "full",
         extra={"name": DECODER_NAME, "train_config": train, "recorded": recorded,
                "provenance": provenance})
-    atomic_save_text(os.path.join(out, decoder_lib.CONFIG_FILE),
-                     json.dumps(desc, indent=1, default=str))
-    return sorted(os.path.join(root, f) for root, _, files in os.walk(out) for f in files)
+    path = os.path.join(out, decoder_lib.CONFIG_FILE)
+    atomic_save_text(path, json.dumps(desc, indent=1, default=str))
+    return written + [path]
 
 
 def load_reference_decoder(folder=REFERENCE_DIR):

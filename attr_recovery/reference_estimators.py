@@ -12,9 +12,7 @@ than the main job has (BUILD_NOTES.md, "Legible decoding").
 import json
 import os
 
-import tensorflow as tf
-
-from attr_recovery import estimator_training
+from attr_recovery import estimator_training, shipped_files
 from interp_fr.atomic_io import atomic_save_text
 
 REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -32,10 +30,8 @@ def reference_estimators_dir(folder=REFERENCE_DIR):
 
 def available(folder=REFERENCE_DIR):
     """Whether the shipped estimators are present (description and checkpoint)."""
-    path = reference_estimators_dir(folder)
-    return (os.path.isfile(os.path.join(path, estimator_training.CONFIG_FILE))
-            and tf.train.latest_checkpoint(
-                os.path.join(path, estimator_training.CHECKPOINT_SUBDIR)) is not None)
+    return shipped_files.present(reference_estimators_dir(folder),
+                                 estimator_training.CONFIG_FILE)
 
 
 def export_reference_estimators(trainer, recorded, provenance, folder=REFERENCE_DIR):
@@ -44,19 +40,15 @@ def export_reference_estimators(trainer, recorded, provenance, folder=REFERENCE_
     Returns: list of the files written.
     """
     out = reference_estimators_dir(folder)
-    ckpt_dir = os.path.join(out, estimator_training.CHECKPOINT_SUBDIR)
-    os.makedirs(ckpt_dir, exist_ok=True)
-    for name in os.listdir(ckpt_dir):
-        os.remove(os.path.join(ckpt_dir, name))
-    checkpoint = tf.train.Checkpoint(
+    written = shipped_files.write_checkpoint(
+        out,
         attributes=estimator_training.named_variables(trainer.attribute_model, "attributes"),
         landmarks=estimator_training.named_variables(trainer.landmark_model, "landmarks"))
-    tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=1).save(checkpoint_number=0)
     desc = dict(trainer.description(), name=ESTIMATORS_NAME, recorded=recorded,
                 provenance=provenance)
-    atomic_save_text(os.path.join(out, estimator_training.CONFIG_FILE),
-                     json.dumps(desc, indent=1, sort_keys=True))
-    return sorted(os.path.join(root, f) for root, _, files in os.walk(out) for f in files)
+    path = os.path.join(out, estimator_training.CONFIG_FILE)
+    atomic_save_text(path, json.dumps(desc, indent=1, sort_keys=True))
+    return written + [path]
 
 
 def load_reference_reader(folder=REFERENCE_DIR, batch_size=128):

@@ -44,22 +44,7 @@ def report_markdown(record):
              "Reconstruction attack (R's threshold set on real genuine / impostor pairs "
              "of the same images; type I: decoded face vs its own input, type II: vs "
              "the subject's other images):", "",
-             "| subjects | images | type-I TAR@1e-2 | type-II TAR@1e-2 | type-I TAR@1e-3 "
-             "| type-II TAR@1e-3 | real TAR@1e-2 | SSIM / PSNR vs input | SSIM / PSNR vs "
-             "portrait |", "|---|---|---|---|---|---|---|---|---|"]
-    for which in ("seen", "unseen"):
-        a = f.get(f"reconstruction attack, {which} subjects")
-        if not a:
-            continue
-        pairs = a["genuine pairs"] + a["impostor pairs"]
-        images = round((1 + (1 + 8 * pairs) ** 0.5) / 2)     # pairs = n (n - 1) / 2
-        lines.append(
-            f"| {which} | {images} | "
-            f"{a['type-I TAR@0.01']:.3f} | {a['type-II TAR@0.01']:.3f} | "
-            f"{a['type-I TAR@0.001']:.3f} | {a['type-II TAR@0.001']:.3f} | "
-            f"{a['real TAR@0.01']:.3f} | {a['SSIM']:.3f} / {a['PSNR (dB)']:.1f} dB | "
-            f"{a.get('SSIM vs portrait', float('nan')):.3f} / "
-            f"{a.get('PSNR vs portrait (dB)', float('nan')):.1f} dB |")
+             demo_stage.attack_table_markdown(f)]
     lines += ["", "Identity figures (one image per subject): "
               f"matched cosine {f['matched cosine']:.3f}, random pair "
               f"{f['random-pair cosine']:.3f}, rank-1 decoded -> input "

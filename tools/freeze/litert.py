@@ -52,12 +52,20 @@ def export_litert(model, path, fixed_batch=None):
     path = os.fspath(path)
     if not path.endswith(SUFFIX):
         raise LiteRTError(path, f"a LiteRT file must end in {SUFFIX}")
+    return write_litert(
+        lambda folder: saved_model.export_saved_model(model, folder, fixed_batch=fixed_batch),
+        path)
+
+
+def write_litert(export_saved_model, path, signature_key=saved_model.SIGNATURE_KEY):
+    """Converts a SavedModel, written by ``export_saved_model(folder)`` into a
+    temporary folder, to a ``.tflite`` file at ``path`` (builtin operators only),
+    atomically; returns ``path``. The SavedModel route freezes the variables."""
     tmp = tempfile.mkdtemp(prefix="interp_fr_litert_")
     try:
-        folder = saved_model.export_saved_model(model, os.path.join(tmp, "saved_model"),
-                                                fixed_batch=fixed_batch)
+        folder = export_saved_model(os.path.join(tmp, "saved_model"))
         converter = tf.lite.TFLiteConverter.from_saved_model(
-            folder, signature_keys=[saved_model.SIGNATURE_KEY])
+            folder, signature_keys=[signature_key])
         blob = converter.convert()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

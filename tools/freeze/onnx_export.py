@@ -64,9 +64,14 @@ def export_onnx(model, path, fixed_batch=None, opset=OPSET):
     path = os.fspath(path)
     if not path.endswith(SUFFIX):
         raise OnnxError(path, f"an ONNX file must end in {SUFFIX}")
+    return write_onnx_function(saved_model._Serving(model, fixed_batch).serve, path, opset)
+
+
+def write_onnx_function(serve, path, opset=OPSET):
+    """Converts a ``tf.function`` with an input signature to ONNX (tf2onnx) and
+    writes it to ``path`` atomically; returns ``path``."""
     _require("tf2onnx")
     import tf2onnx
-    serve = saved_model._Serving(model, fixed_batch).serve
     fd, tmp = tempfile.mkstemp(suffix=SUFFIX)
     os.close(fd)
     try:

@@ -39,8 +39,9 @@ def report_markdown(record):
     f = record["figures"]
     lines = ["# Legible reference decoder (64 px) for the reference full model", "",
              f"Command: `{record['command']}`; machine: {record['machine']}; "
-             f"{record['steps']} steps; this call {record['seconds_this_call']:.0f} s "
-             f"(training {record['train_seconds_this_call']:.0f} s).", "",
+             f"{record['steps']} steps; training {record['train_seconds_total']:.0f} s "
+             f"over all calls (to the last logged step); this call "
+             f"{record['seconds_this_call']:.0f} s.", "",
              "Reconstruction attack (R's threshold set on real genuine / impostor pairs "
              "of the same images; type I: decoded face vs its own input, type II: vs "
              "the subject's other images):", "",
@@ -61,6 +62,11 @@ def report_markdown(record):
         lines.append(f"![unseen]({os.path.basename(f['grid, unseen subjects'])})")
     lines += ["", f"Eigen-features: ![eigen]({os.path.basename(f['eigen features'])})", ""]
     return "\n".join(lines)
+
+
+def _cpu():
+    return next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                 if line.startswith("model name")), platform.processor())
 
 
 def main():
@@ -105,11 +111,15 @@ def main():
     figures["check"] = reference_decoder.check_figures(trainer.decoder, recognition, world,
                                                        seed=args.seed)
     command = "python " + " ".join(sys.argv)
+    # Training time over every call (a resumed run's log holds each call's
+    # elapsed seconds; they restart from 0 on resume).
+    with open(os.path.join(config.out_dir, training.LOG_FILE), encoding="utf-8") as f:
+        seconds = [json.loads(line)["seconds"] for line in f if line.strip()]
+    total = sum(a for a, b in zip(seconds, seconds[1:] + [0.0]) if b < a)
     record = dict(figures=figures, steps=int(trainer.step.numpy()),
-                  train_seconds_this_call=train_seconds,
+                  train_seconds_this_call=train_seconds, train_seconds_total=total,
                   seconds_this_call=time.perf_counter() - t_start,
-                  command=command, machine=f"{platform.processor() or platform.machine()}, "
-                                              f"{os.cpu_count()} cores",
+                  command=command, machine=f"{_cpu()}, {os.cpu_count()} cores",
                   config={k: v for k, v in vars(args).items()})
     os.makedirs(args.out, exist_ok=True)
     atomic_save_text(os.path.join(args.out, "report.json"),

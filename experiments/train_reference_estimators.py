@@ -54,6 +54,11 @@ def report_markdown(record):
     return "\n".join(lines) + "\n"
 
 
+def _cpu():
+    return next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                 if line.startswith("model name")), platform.processor())
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", required=True)
@@ -80,8 +85,7 @@ def main():
     command = "python " + " ".join(sys.argv)
     record = dict(metrics=metrics, steps=int(trainer.step.numpy()), command=command,
                   seconds_this_call=time.perf_counter() - t_start,
-                  machine=f"{platform.processor() or platform.machine()}, "
-                          f"{os.cpu_count()} cores", config=vars(args))
+                  machine=f"{_cpu()}, {os.cpu_count()} cores", config=vars(args))
     os.makedirs(args.out, exist_ok=True)
     atomic_save_text(os.path.join(args.out, "report.json"),
                      json.dumps(json_safe(record), indent=1))

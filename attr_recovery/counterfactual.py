@@ -23,7 +23,10 @@ unsquared equation holds). Per attribute we report:
   ``dissimilarity_share`` = gain / (1 - cos(z1, z2)): the share of the pair's
   dissimilarity that the attribute's difference explains;
 - the decoded counterfactual face (slightly past the flip) and, with a
-  reader, the estimated attribute change it shows (``decoded_change``).
+  reader, the estimated attribute change it shows (``decoded_change``) and
+  the largest change it shows in any other attribute
+  (``decoded_largest_other`` / ``decoded_largest_other_change``): whether
+  the counterfactual changes the face along that attribute only.
 """
 import numpy as np
 
@@ -130,9 +133,19 @@ def explain_pair(z1, z2, directions, names, threshold, units=None, attributes1=N
         if reader is not None and flippable:
             est = reader(imgs)
             for i, n in enumerate(flippable):
-                if n in est:
-                    result["attributes"][n]["decoded_change"] = float(
-                        (est[n][2 + i] - est[n][0]) / units[names.index(n)])
+                # Every attribute's change from decoded face 1 to this
+                # counterfactual, in units: the changed one should move, and
+                # only it.
+                changes = {k: float((est[k][2 + i] - est[k][0]) / units[names.index(k)])
+                           for k in names if k in est}
+                if n in changes:
+                    m = result["attributes"][n]
+                    m["decoded_change"] = changes[n]
+                    others = {k: v for k, v in changes.items() if k != n}
+                    if others:
+                        worst = max(others, key=lambda k: abs(others[k]))
+                        m["decoded_largest_other"] = worst
+                        m["decoded_largest_other_change"] = others[worst]
         for n in flippable:
             z_cf = moved(z1, directions[names.index(n)],
                          overshoot * result["attributes"][n]["flip_change"])

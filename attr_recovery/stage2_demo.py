@@ -57,6 +57,19 @@ def _accuracy_summary(metrics):
     return out
 
 
+def _contribution_text(m):
+    """One attribute's line: contribution, flip distance and, when decoded and
+    read, what the counterfactual face shows (that attribute and the largest
+    other change, in units)."""
+    text = f"{m['contribution']:.2f} (flip at {m['flip_change']:+.2f} u"
+    if "decoded_change" in m:
+        text += f"; decoded face shows {m['decoded_change']:+.2f} u"
+        if "decoded_largest_other" in m:
+            text += (f", largest other {m['decoded_largest_other']} "
+                     f"{m['decoded_largest_other_change']:+.2f} u")
+    return text + ")"
+
+
 def _recognition(obj):
     """Plain callables and objects with ``features`` are used as they are;
     models go through ``recognition.as_recognition_model`` (input resizing,
@@ -190,8 +203,7 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
             f"test rows {held.rows[i]} / {held.rows[j]} ({reason}): cos "
             f"{exp['similarity']:.3f} vs threshold {threshold:.3f} -> {exp['decision']}")
         figures["top contributions" + label] = {
-            name: f"{exp['attributes'][name]['contribution']:.2f} (flip at "
-                  f"{exp['attributes'][name]['flip_change']:+.2f} u)"
+            name: _contribution_text(exp["attributes"][name])
             for name in exp["order"][:3] if exp["attributes"][name]["flippable"]}
         figures["explanation figure" + label] = exp_png
         figures["explanation json" + label] = exp_json

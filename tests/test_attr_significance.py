@@ -161,6 +161,9 @@ def test_counterfactual_contributions_in_known_order(toy, tmp_path):
         # The decoded counterfactual shows the attribute change that was made.
         assert m[name]["decoded_change"] == pytest.approx(
             1.05 * m[name]["flip_change"], rel=0.1)
+        # ... and only it: every other attribute moves far less.
+        assert abs(m[name]["decoded_largest_other_change"]) < \
+            0.2 * abs(m[name]["decoded_change"])
     # Giving face 1 face 2's attribute values: gains in weight order, colour none.
     gains = [m[n]["alignment_gain"] for n in NAMES]
     # tint's direction is faint (w = 0.05) and so dominated by estimation

@@ -10,6 +10,9 @@ from setuptools import setup
 
 PACKAGE_DIR = {
     "interp_fr": "interp_fr",
+    "interp_fr.common": "interp_fr/common",
+    "interp_fr.export": "interp_fr/export",
+    "interp_fr.pipeline": "interp_fr/pipeline",
     "interp_fr.data": "data",
     "interp_fr.eval": "eval",
     "interp_fr.tools": "tools",
@@ -18,7 +21,7 @@ PACKAGE_DIR = {
 }
 
 CONSOLE_SCRIPTS = [
-    "interp-fr-demo = interp_fr.demo:run",
+    "interp-fr-demo = interp_fr.pipeline.demo:run",
     "interp-fr-synthetic = interp_fr.data.synthetic:run",
     "interp-fr-train = interp_fr.train:run",
     "interp-fr-gen-syn-occl = interp_fr.gen_syn_occl:run",

@@ -61,8 +61,8 @@ import numpy as np
 
 from attr_recovery import face_geometry
 from attr_recovery.attribute_reader import as_unit_images
-from interp_fr.atomic_io import atomic_save_text, atomic_write
-from interp_fr.json_safe import json_safe
+from interp_fr.common.atomic_io import atomic_save_text, atomic_write
+from interp_fr.common.json_safe import json_safe
 
 # Pose, landmark shape / expression descriptors and appearance: one readout
 # per concept, avoiding near-duplicates (e.g. skin_tone and skin_r/g/b, yaw

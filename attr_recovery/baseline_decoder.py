@@ -12,7 +12,7 @@ import numpy as np
 
 from attr_recovery.attribute_reader import as_unit_images
 from attr_recovery.estimators import resize_images
-from interp_fr.atomic_io import atomic_write
+from interp_fr.common.atomic_io import atomic_write
 
 
 class RidgeDecoder:

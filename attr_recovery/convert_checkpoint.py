@@ -34,9 +34,9 @@ from attr_recovery import torch_pickle
 from attr_recovery.backbones import IRSEBackbone, MobileFaceNet
 from attr_recovery.latent_transformer import HEAD_DEPTH, IDDEncoder
 from attr_recovery.stylegan2 import Generator, default_channels
-from interp_fr import cli
-from interp_fr.data.errors import DataFileError, InputError
-from interp_fr.json_safe import json_safe
+from interp_fr.common import cli
+from interp_fr.common.errors import DataFileError, InputError
+from interp_fr.common.json_safe import json_safe
 
 KINDS = ("generator", "idd_encoder", "arcface_r50", "arcface_mb", "mean_latent")
 WEIGHTS_SUFFIX = ".weights.h5"

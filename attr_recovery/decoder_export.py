@@ -12,7 +12,7 @@ Every format has one signature, ``serving_default``:
 The generator's noise inputs are its stored constant noise maps
 (``decode(..., noise_mode="const")``), so an exported decoder is
 deterministic; ``N`` is dynamic. The SavedModel route freezes the variables
-for LiteRT (the route `interp_fr.tools.freeze.litert` takes, for the same
+for LiteRT (the route `interp_fr.export.litert` takes, for the same
 reason); ONNX converts the same function with tf2onnx (extra ``onnx``).
 """
 import os
@@ -69,7 +69,7 @@ def export_decoder_litert(decoder, path):
     """Writes ``decoder`` as a ``.tflite`` file (builtin operators only); returns ``path``."""
     if not os.fspath(path).endswith(".tflite"):
         raise ValueError(f"{path}: the file must end in .tflite")
-    from interp_fr.tools.freeze.litert import write_litert
+    from interp_fr.export.litert import write_litert
     return write_litert(lambda folder: export_decoder_saved_model(decoder, folder),
                         os.fspath(path), SIGNATURE_KEY)
 
@@ -78,7 +78,7 @@ def export_decoder_onnx(decoder, path, opset=17):
     """Writes ``decoder`` as an ``.onnx`` file (extra ``onnx``); returns ``path``."""
     if not os.fspath(path).endswith(".onnx"):
         raise ValueError(f"{path}: the file must end in .onnx")
-    from interp_fr.tools.freeze.onnx_export import write_onnx_function
+    from interp_fr.export.onnx_export import write_onnx_function
     return write_onnx_function(_DecoderServing(decoder).serve, os.fspath(path), opset)
 
 

@@ -25,9 +25,9 @@ from attr_recovery.recognition import as_recognition_model
 from attr_recovery.training import (DecoderTrainConfig, DecoderTrainer, ImageSource,
                                     identity_figures)
 from attr_recovery.decoder import to_uint8
-from interp_fr.atomic_io import atomic_write
+from interp_fr.common.atomic_io import atomic_write
 from interp_fr.data import dat_files, synthetic_faces, synthetic_world
-from interp_fr.data.errors import DataFileError
+from interp_fr.common.errors import DataFileError
 from interp_fr.data.image_scaling import to_unit_range
 
 GRID_FILE = "decoding_grid.png"

@@ -42,8 +42,8 @@ from attr_recovery.attribute_reader import AttributeReader
 from attr_recovery.decoder import CHECKPOINT_SUBDIR, read_folder_json
 from attr_recovery.attributes import CLASSIFICATION, REGRESSION, head_set, spec_from_json
 from attr_recovery.estimators import (AttributeEstimator, LandmarkEstimator, head_losses)
-from interp_fr import tf_logging
-from interp_fr.atomic_io import atomic_save_text
+from interp_fr.common import tf_logging
+from interp_fr.common.atomic_io import atomic_save_text
 from interp_fr.data import pipeline, synthetic_world
 from interp_fr.data.image_scaling import to_unit_range_tf
 

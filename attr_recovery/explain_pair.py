@@ -21,8 +21,8 @@ from absl import app, flags
 from attr_recovery import counterfactual, stage2_figures, stage2_io
 from interp_fr.data.image_scaling import to_unit_range
 from attr_recovery.attribute_significance import DIRECTIONS_FILE, load_directions
-from interp_fr import cli
-from interp_fr.atomic_io import atomic_save_text
+from interp_fr.common import cli
+from interp_fr.common.atomic_io import atomic_save_text
 
 FLAGS = flags.FLAGS
 stage2_io.define_model_flags(flags)

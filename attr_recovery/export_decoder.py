@@ -11,7 +11,7 @@ SavedModel folder) unless ``--format``.
 from absl import flags
 
 from attr_recovery import decoder_export, reference_decoder
-from interp_fr import cli
+from interp_fr.common import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("decoder_dir", None, "Decoder trainer folder (decoder.json + "

@@ -15,7 +15,7 @@
 from absl import app, flags
 
 from attr_recovery import reconstruction
-from interp_fr import cli
+from interp_fr.common import cli
 
 FLAGS = flags.FLAGS
 

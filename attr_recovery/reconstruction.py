@@ -28,7 +28,7 @@ from PIL import Image
 from attr_recovery.convert_checkpoint import load_converted
 from attr_recovery.decoder import FeatureDecoder, load_trained_decoder, to_uint8
 from attr_recovery.recognition import as_recognition_model, load_recognition_model
-from interp_fr.atomic_io import atomic_write
+from interp_fr.common.atomic_io import atomic_write
 from interp_fr.data.image_scaling import to_unit_range
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")

@@ -16,7 +16,7 @@ import os
 
 from attr_recovery import decoder as decoder_lib
 from attr_recovery import shipped_files
-from interp_fr.atomic_io import atomic_save_text
+from interp_fr.common.atomic_io import atomic_save_text
 
 REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                              "reference_weights")

@@ -13,7 +13,7 @@ import json
 import os
 
 from attr_recovery import estimator_training, shipped_files
-from interp_fr.atomic_io import atomic_save_text
+from interp_fr.common.atomic_io import atomic_save_text
 
 REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                              "reference_weights")

@@ -15,7 +15,7 @@ from absl import flags
 from attr_recovery import attribute_significance as sig
 from attr_recovery import counterfactual, stage2_io
 from interp_fr.data.image_scaling import to_unit_range
-from interp_fr import cli
+from interp_fr.common import cli
 
 FLAGS = flags.FLAGS
 stage2_io.define_model_flags(flags)

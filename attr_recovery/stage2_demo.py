@@ -29,7 +29,7 @@ from attr_recovery import (attribute_data, counterfactual, estimator_training,
                            face_geometry, stage2_figures, stage2_io)
 from interp_fr.data.image_scaling import to_unit_range
 from attr_recovery.baseline_decoder import RidgeDecoder
-from interp_fr.atomic_io import atomic_save_text
+from interp_fr.common.atomic_io import atomic_save_text
 
 ESTIMATOR_SUBDIR = "estimators"
 EXPLANATION_PNG = "explanation.png"

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from interp_fr import plotting
+from interp_fr.common import plotting
 
 
 def _save(fig, path):

@@ -39,7 +39,7 @@ from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 
 import numpy as np
 
-from interp_fr.data.errors import InputError
+from interp_fr.common.errors import InputError
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001

@@ -16,7 +16,7 @@ import dataclasses
 from absl import app, flags
 
 from attr_recovery import training
-from interp_fr import cli
+from interp_fr.common import cli
 
 FLAGS = flags.FLAGS
 

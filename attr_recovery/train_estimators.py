@@ -17,8 +17,8 @@ from absl import flags
 
 from attr_recovery import estimator_training as et
 from attr_recovery.attribute_significance import json_safe
-from interp_fr import cli
-from interp_fr.atomic_io import atomic_save_text
+from interp_fr.common import cli
+from interp_fr.common.atomic_io import atomic_save_text
 
 FLAGS = flags.FLAGS
 _D = et.EstimatorTrainConfig()

@@ -41,9 +41,9 @@ from attr_recovery.equalized import FUSED_LRELU, EqualConv2d, EqualLinear, Fused
 from attr_recovery.recognition import as_recognition_model, load_recognition_model
 from attr_recovery.stylegan2 import Generator
 from attr_recovery.upfirdn import Downsample
-from interp_fr import progress as progress_lib
-from interp_fr import tf_logging
-from interp_fr.atomic_io import atomic_save_text
+from interp_fr.common import progress as progress_lib
+from interp_fr.common import tf_logging
+from interp_fr.common.atomic_io import atomic_save_text
 from interp_fr.data import dat_files, pipeline
 from interp_fr.training import NonFiniteLossError, write_scalar
 from interp_fr.data.image_scaling import to_unit_range

@@ -39,7 +39,7 @@ from bench.report import add_json_flag, write_json  # noqa: E402
 from interp_fr import extraction, features, precision  # noqa: E402
 from interp_fr.data import dat_files  # noqa: E402
 from interp_fr.model import InterpFRNet  # noqa: E402
-from interp_fr.tools.freeze import frozen_graph  # noqa: E402
+from interp_fr.export import frozen_graph  # noqa: E402
 # Weights whose activations stay O(1), as in a trained model: with the
 # 0.02 initialisation activations shrink to ~1e-8 by k4_2, where any two
 # implementations differ by rounding noise.

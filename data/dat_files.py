@@ -19,8 +19,8 @@ import os
 
 import numpy as np
 
-from interp_fr.atomic_io import atomic_write
-from interp_fr.data.errors import DataFileError
+from interp_fr.common.atomic_io import atomic_write
+from interp_fr.common.errors import DataFileError
 
 CASIA_IMAGE_SIZE = 110
 IJBA_IMAGE_SIZE = 96

@@ -27,8 +27,8 @@ import zlib
 import numpy as np
 import scipy.io
 
-from interp_fr.atomic_io import atomic_write
-from interp_fr.data.errors import DataFileError
+from interp_fr.common.atomic_io import atomic_write
+from interp_fr.common.errors import DataFileError
 
 NUM_SPLITS = 10
 

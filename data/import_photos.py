@@ -9,7 +9,7 @@ listed and skipped.
 """
 from absl import flags
 
-from interp_fr import cli
+from interp_fr.common import cli
 from interp_fr.data import mat_files, photos
 
 FLAGS = flags.FLAGS

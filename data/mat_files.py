@@ -13,8 +13,8 @@ import os
 import numpy as np
 import scipy.io
 
-from interp_fr.atomic_io import atomic_write
-from interp_fr.data.errors import DataFileError
+from interp_fr.common.atomic_io import atomic_write
+from interp_fr.common.errors import DataFileError
 
 NUM_POINTS = 76  # 68 facial landmarks + 8 frame points
 LANDMARKS_VAR = "landmarks68"

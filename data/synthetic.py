@@ -4,7 +4,7 @@ Also installed as the console script ``interp-fr-synthetic``.
 """
 from absl import flags
 
-from interp_fr import cli
+from interp_fr.common import cli
 from interp_fr.data import synthetic_world
 
 FLAGS = flags.FLAGS

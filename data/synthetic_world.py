@@ -25,7 +25,7 @@ import os
 import numpy as np
 import scipy.spatial
 
-from interp_fr.atomic_io import atomic_save_text, atomic_write
+from interp_fr.common.atomic_io import atomic_save_text, atomic_write
 from interp_fr.data import (dat_files, ijba_protocol, mat_files, synthetic_faces,
                             synthetic_protocol)
 

@@ -14,7 +14,7 @@ import os
 import numpy as np
 import scipy.ndimage
 
-from interp_fr import plotting
+from interp_fr.common import plotting
 from interp_fr.eval import interp_common
 
 FACE_SIZE = interp_common.FACE_SIZE

@@ -28,7 +28,7 @@ def main(argv):
 
 
 def run():
-    from interp_fr import cli
+    from interp_fr.common import cli
     _define_flags()
     cli.run(main, required=["world_dir", "source"])
 

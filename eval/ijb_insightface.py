@@ -91,11 +91,11 @@ import time
 import numpy as np
 import scipy.sparse
 
-from interp_fr.atomic_io import atomic_save_text, atomic_write
-from interp_fr.data.errors import DataFileError
+from interp_fr.common.atomic_io import atomic_save_text, atomic_write
+from interp_fr.common.errors import DataFileError
 from interp_fr.eval.blas_threads import blas_threads
-from interp_fr import plotting
-from interp_fr.json_safe import json_safe
+from interp_fr.common import plotting
+from interp_fr.common.json_safe import json_safe
 
 TARGETS = ("IJBC", "IJBB")
 FAR_TARGETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)

@@ -53,7 +53,7 @@ def main(argv):
 def run():
     """Console-script entry point (``interp-fr-ijb``)."""
     from absl import flags
-    from interp_fr import cli
+    from interp_fr.common import cli
     _define_flags()
     flags.mark_flags_as_required(list(REQUIRED))
     cli.run(main)

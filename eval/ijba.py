@@ -41,12 +41,12 @@ import time
 
 import numpy as np
 
-from interp_fr.atomic_io import atomic_save_text
+from interp_fr.common.atomic_io import atomic_save_text
 from interp_fr.data import ijba_protocol
-from interp_fr.data.errors import DataFileError, check_finite, text_line_numbers
-from interp_fr import plotting
+from interp_fr.common.errors import DataFileError, check_finite, text_line_numbers
+from interp_fr.common import plotting
 from interp_fr.eval.blas_threads import blas_threads
-from interp_fr.json_safe import json_safe
+from interp_fr.common.json_safe import json_safe
 
 SCORE_NAMES = ("mean", "min", "mean_of_minima")  # MATLAB dist(:, 1..3)
 REPORTED_SCORE = 2  # 0-based: score 3 is the one the original prints

@@ -58,7 +58,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (``interp-fr-ijba``)."""
-    from interp_fr import cli
+    from interp_fr.common import cli
     _define_flags()
     cli.run(main, required=["features", "protocol_dir"])
 

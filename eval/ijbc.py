@@ -35,12 +35,12 @@ import time
 import numpy as np
 import scipy.io
 
-from interp_fr import plotting
+from interp_fr.common import plotting
 from interp_fr.eval.blas_threads import blas_threads
-from interp_fr.json_safe import json_safe
-from interp_fr.atomic_io import atomic_save_text, atomic_write
+from interp_fr.common.json_safe import json_safe
+from interp_fr.common.atomic_io import atomic_save_text, atomic_write
 from interp_fr.data import mat_files
-from interp_fr.data.errors import DataFileError, check_finite
+from interp_fr.common.errors import DataFileError, check_finite
 from interp_fr.eval import ijba
 
 GALLERY_G1_CSV = "ijbc_1N_gallery_G1.csv"

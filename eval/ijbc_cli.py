@@ -54,7 +54,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (``interp-fr-ijbc``)."""
-    from interp_fr import cli
+    from interp_fr.common import cli
     _define_flags()
     cli.run(main, required=["features"])
 

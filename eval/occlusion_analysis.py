@@ -25,7 +25,7 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from interp_fr import plotting
+from interp_fr.common import plotting
 from interp_fr.data.image_scaling import to_unit_range
 from interp_fr.eval import interp_common
 

@@ -5,7 +5,7 @@
 import os
 
 from interp_fr.eval import interp_common
-from interp_fr.json_safe import json_safe
+from interp_fr.common.json_safe import json_safe
 from interp_fr.eval.occlusion_analysis import occlusion_figure_for_model
 
 
@@ -26,7 +26,7 @@ def _define_flags():
 def main(argv):
     del argv
     import json
-    from interp_fr.atomic_io import atomic_save_text
+    from interp_fr.common.atomic_io import atomic_save_text
     f = _define_flags()
     model = interp_common.model_from_flags(f)
     os.makedirs(f.out_dir, exist_ok=True)
@@ -42,7 +42,7 @@ def main(argv):
 
 
 def run():
-    from interp_fr import cli
+    from interp_fr.common import cli
     _define_flags()
     cli.run(main, required=["world_dir", "source"])
 

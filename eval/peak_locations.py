@@ -31,9 +31,9 @@ import os
 
 import numpy as np
 
-from interp_fr import plotting
-from interp_fr.atomic_io import atomic_write, atomic_save_text
-from interp_fr.data.errors import DataFileError, InputError, check_finite
+from interp_fr.common import plotting
+from interp_fr.common.atomic_io import atomic_write, atomic_save_text
+from interp_fr.common.errors import DataFileError, InputError, check_finite
 
 SIGNS = ("pos", "neg")
 FACE_SIZE = 96
@@ -465,7 +465,7 @@ def peaks_from_file(path, num_images=DEFAULT_NUM_IMAGES, map_size=MAP_SIZE):
 
 def results_dict(results):
     """JSON-ready dict {model: {summary, per-sign arrays}}."""
-    from interp_fr.json_safe import json_safe
+    from interp_fr.common.json_safe import json_safe
     out = {}
     for name, res in results.items():
         entry = {"summary": res.summary()}

@@ -107,7 +107,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (``interp-fr-peak-locations``)."""
-    from interp_fr import cli
+    from interp_fr.common import cli
     _define_flags()
     cli.run(main)
 

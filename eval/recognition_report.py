@@ -21,7 +21,7 @@ import numpy as np
 
 from interp_fr import features as features_lib
 from interp_fr import occlusion
-from interp_fr.atomic_io import atomic_write
+from interp_fr.common.atomic_io import atomic_write
 from interp_fr.data import dat_files, mat_files, synthetic_world
 from interp_fr.eval import ijba, interp_common, pixel_baseline
 

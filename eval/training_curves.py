@@ -1,5 +1,5 @@
 """Learning curves of training runs: identity loss and batch accuracy per step."""
-from interp_fr import plotting
+from interp_fr.common import plotting
 
 
 def plot_learning_curves(histories, path, step_offsets=None):

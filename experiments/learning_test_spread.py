@@ -24,7 +24,7 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-from interp_fr.atomic_io import atomic_save_text  # noqa: E402
+from interp_fr.common.atomic_io import atomic_save_text  # noqa: E402
 
 LEARNING_TESTS = (
     "tests/test_training.py::test_short_run_learns_identities",

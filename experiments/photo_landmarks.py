@@ -20,7 +20,6 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=os.path.join(REPO, "experiments", "results", "photos"))
     a = p.parse_args()
-    import numpy as np
     import skimage.data
     from PIL import Image, ImageDraw
     from interp_fr.data import photos, synthetic_faces

@@ -57,7 +57,7 @@ def main(argv=None):
     from interp_fr.data import dat_files, synthetic_world
     from interp_fr.data.image_scaling import to_unit_range
     from interp_fr.eval import recognition_report
-    from interp_fr.atomic_io import atomic_save_text
+    from interp_fr.common.atomic_io import atomic_save_text
     world = a.world or os.path.join(a.out, "work", "world_seed0")
     if not os.path.isfile(os.path.join(world, "world.json")):
         synthetic_world.build_world(world, synthetic_world.WorldConfig(seed=0))

@@ -39,7 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from interp_fr import features, recipes, reference_models  # noqa: E402
-from interp_fr.atomic_io import atomic_save_text  # noqa: E402
+from interp_fr.common.atomic_io import atomic_save_text  # noqa: E402
 from interp_fr.data import synthetic_world  # noqa: E402
 from interp_fr.eval import (peak_locations, recognition_report,  # noqa: E402
                             training_curves)

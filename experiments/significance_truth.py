@@ -38,7 +38,7 @@ def main(argv=None):
     import keras
     from attr_recovery import significance_truth as st
     from interp_fr import features, reference_models
-    from interp_fr.atomic_io import atomic_save_text
+    from interp_fr.common.atomic_io import atomic_save_text
     from interp_fr.data import dat_files, synthetic_world
     from interp_fr.model import InterpFRNet
     t0 = time.perf_counter()

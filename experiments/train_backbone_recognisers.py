@@ -45,10 +45,10 @@ def main():
     from attr_recovery.backbones import IRSEBackbone, MobileFaceNet
     from attr_recovery.recogniser_training import train_recogniser
     from interp_fr import features
-    from interp_fr.atomic_io import atomic_save_text
+    from interp_fr.common.atomic_io import atomic_save_text
     from interp_fr.data import dat_files, synthetic_world
     from interp_fr.eval import recognition_report
-    from interp_fr.json_safe import json_safe
+    from interp_fr.common.json_safe import json_safe
 
     t_start = time.perf_counter()
     work = os.path.join(a.out, "work")

@@ -29,9 +29,9 @@ sys.path.insert(0, REPO)
 
 from attr_recovery import demo_stage, reference_decoder, training  # noqa: E402
 from interp_fr import reference_models  # noqa: E402
-from interp_fr.atomic_io import atomic_save_text  # noqa: E402
+from interp_fr.common.atomic_io import atomic_save_text  # noqa: E402
 from interp_fr.data import canonical_pairs, synthetic_world  # noqa: E402
-from interp_fr.json_safe import json_safe  # noqa: E402
+from interp_fr.common.json_safe import json_safe  # noqa: E402
 
 
 def report_markdown(record):

@@ -25,9 +25,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from attr_recovery import estimator_training, reference_estimators  # noqa: E402
-from interp_fr.atomic_io import atomic_save_text  # noqa: E402
+from interp_fr.common.atomic_io import atomic_save_text  # noqa: E402
 from interp_fr.data import synthetic_world  # noqa: E402
-from interp_fr.json_safe import json_safe  # noqa: E402
+from interp_fr.common.json_safe import json_safe  # noqa: E402
 
 
 def report_markdown(record):

@@ -9,7 +9,7 @@ library code imports them under one name in both cases.
 When the process was started as one of the project's command lines (``python
 -m interp_fr.train``, a console script), importing this package first does the
 command's process set-up, before any module imports TensorFlow: see
-`started_as_command` and `interp_fr.cli.prepare_command_process`.
+`started_as_command` and `interp_fr.common.cli.prepare_command_process`.
 """
 import importlib.abc
 import importlib.util
@@ -58,7 +58,7 @@ def started_as_command():
     True for ``python -m interp_fr.train`` (and the modules of
     ``attr_recovery``, ``eval``, ``data``, ``tools``) and for the console
     scripts; False for a library user, pytest or any other program. Only then
-    may the process-wide set-up of `interp_fr.cli.prepare_command_process`
+    may the process-wide set-up of `interp_fr.common.cli.prepare_command_process`
     happen: a library must not change the logging of its user's process.
     """
     argv0 = sys.argv[0] if sys.argv else ""
@@ -80,6 +80,6 @@ def started_as_command():
 
 # Before the command's modules import TensorFlow (its start-up log).
 if started_as_command():
-    from interp_fr.cli import prepare_command_process
+    from interp_fr.common.cli import prepare_command_process
     prepare_command_process()
     del prepare_command_process

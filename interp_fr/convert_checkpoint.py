@@ -13,7 +13,8 @@ the configuration the checkpoint's shapes imply.
 """
 from absl import app, flags
 
-from interp_fr import cli, tf1_checkpoint
+from interp_fr import tf1_checkpoint
+from interp_fr.common import cli
 from interp_fr.model import VARIANT_FULL, VARIANTS
 
 FLAGS = flags.FLAGS

@@ -16,7 +16,8 @@ import os
 
 from absl import app, flags
 
-from interp_fr import cli, extraction, model_loading, precision
+from interp_fr import extraction, model_loading, precision
+from interp_fr.common import cli
 from interp_fr.model import VARIANTS
 
 FLAGS = flags.FLAGS

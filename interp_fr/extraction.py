@@ -25,9 +25,9 @@ import time
 
 import numpy as np
 
-from interp_fr.atomic_io import atomic_save_text, atomic_write
+from interp_fr.common.atomic_io import atomic_save_text, atomic_write
 from interp_fr.data import dat_files
-from interp_fr.data.errors import DataFileError, check_finite
+from interp_fr.common.errors import DataFileError, check_finite
 from interp_fr.data.image_scaling import to_unit_range
 
 DEFAULT_IMAGES = os.path.join("..", "DATA", dat_files.IJBA_IMAGES_FILE)

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from interp_fr import extraction
-from interp_fr.atomic_io import atomic_write
+from interp_fr.common.atomic_io import atomic_write
 
 
 

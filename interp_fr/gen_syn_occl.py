@@ -11,8 +11,9 @@ import os
 from absl import flags
 from PIL import Image
 
-from interp_fr import cli, occlusion
-from interp_fr.atomic_io import atomic_write
+from interp_fr import occlusion
+from interp_fr.common import cli
+from interp_fr.common.atomic_io import atomic_write
 from interp_fr.data import dat_files, mat_files
 
 FLAGS = flags.FLAGS

@@ -28,9 +28,9 @@ import tensorflow as tf
 
 from interp_fr import features, tf1_checkpoint, weights_files
 from interp_fr import precision as precision_lib
-from interp_fr.data.errors import InputError
+from interp_fr.common.errors import InputError
 from interp_fr.model import VARIANT_BASE, VARIANTS, InterpFRNet
-from interp_fr.tools.freeze import frozen_graph, saved_model
+from interp_fr.export import frozen_graph, saved_model
 
 KIND_KERAS_WEIGHTS = "keras_weights"
 KIND_TRAINING_CHECKPOINT = "training_checkpoint"

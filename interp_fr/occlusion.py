@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from interp_fr.data import mat_files
-from interp_fr.data.errors import InputError
+from interp_fr.common.errors import InputError
 from interp_fr.data.image_scaling import to_unit_range
 
 RECT_WIDTH, RECT_HEIGHT = 32, 12

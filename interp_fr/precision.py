@@ -15,7 +15,7 @@ instead of running slower.
 """
 import contextlib
 
-from interp_fr.data.errors import InputError
+from interp_fr.common.errors import InputError
 
 PRECISIONS = ("float32", "bfloat16", "float16", "auto")
 _POLICIES = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}

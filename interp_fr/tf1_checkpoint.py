@@ -14,8 +14,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from interp_fr import tf_logging
-from interp_fr.data.errors import DataFileError, InputError
+from interp_fr.common import tf_logging
+from interp_fr.common.errors import DataFileError, InputError
 from interp_fr.model import (K5_CONV, K7_LINEAR, VARIANT_BASE, VARIANT_FULL,
                              InterpFRNet)
 

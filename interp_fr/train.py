@@ -14,7 +14,8 @@ import os
 
 from absl import flags
 
-from interp_fr import cli, features, losses, precision, training
+from interp_fr import features, losses, precision, training
+from interp_fr.common import cli
 from interp_fr.data import dat_files
 from interp_fr.model import VARIANTS
 

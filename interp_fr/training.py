@@ -21,8 +21,9 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from interp_fr import losses, occlusion, precision, tf1_checkpoint, tf_logging
-from interp_fr import progress as progress_lib
+from interp_fr import losses, occlusion, precision, tf1_checkpoint
+from interp_fr.common import tf_logging
+from interp_fr.common import progress as progress_lib
 from interp_fr.data import dat_files, mat_files, pipeline
 from interp_fr.model import VARIANT_BASE, VARIANT_FULL, InterpFRNet
 

@@ -10,7 +10,7 @@ for files made elsewhere).
 import json
 import os
 
-from interp_fr.atomic_io import (KERAS_WEIGHTS_SUFFIX, atomic_save_keras_weights,
+from interp_fr.common.atomic_io import (KERAS_WEIGHTS_SUFFIX, atomic_save_keras_weights,
                                  atomic_save_text)
 
 WEIGHTS_SUFFIX = KERAS_WEIGHTS_SUFFIX

@@ -103,7 +103,7 @@ def exports():
     process: a namespace with ``keras`` (.weights.h5), ``checkpoint_dir``
     and ``run`` (a training run inside it), ``saved_model``, ``frozen``
     (dynamic batch) and ``frozen_fixed`` (batch 1) paths."""
-    from interp_fr.tools.freeze import frozen_graph, saved_model
+    from interp_fr.export import frozen_graph, saved_model
     w = world()
     root = os.path.join(w.root, "exports")
     os.makedirs(root)

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import interp_fr
-from interp_fr import cli, tf_logging
+from interp_fr.common import cli, tf_logging
 from interp_fr.data import dat_files, synthetic_world
-from interp_fr.data.errors import DataFileError, check_finite, text_line_numbers
+from interp_fr.common.errors import DataFileError, check_finite, text_line_numbers
 from tests.conftest import REPO_ROOT
 from tests.test_packaging import _setup_literal
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from interp_fr.data import dat_files
-from interp_fr.data.errors import DataFileError
+from interp_fr.common.errors import DataFileError
 
 
 def _images(n, size, seed=0):
@@ -99,7 +99,7 @@ def test_load_casia_count_mismatch(tmp_path):
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):
-    from interp_fr.atomic_io import atomic_write
+    from interp_fr.common.atomic_io import atomic_write
     path = tmp_path / "out.txt"
     path.write_text("old")
     with pytest.raises(RuntimeError):
@@ -111,7 +111,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
 
 
 def test_atomic_write_gives_normal_permissions(tmp_path):
-    from interp_fr.atomic_io import atomic_save_text
+    from interp_fr.common.atomic_io import atomic_save_text
     old = os.umask(0o022)
     try:
         atomic_save_text(tmp_path / "p.txt", "x")

@@ -1,7 +1,6 @@
 """LiteRT export: the .tflite file computes the Keras model's outputs, by name,
 for any batch size; the command writes it from a weights file; bad input is
 refused in one line."""
-import os
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import pytest
 
 from interp_fr import weights_files
 from interp_fr.model import InterpFRNet
-from interp_fr.tools.freeze import api, litert
+from interp_fr.export import api, litert
 from tests.conftest import REPO_ROOT
 from tests.extract_helpers import randomise
 

@@ -9,7 +9,7 @@ import pytest
 
 from interp_fr import weights_files
 from interp_fr.model import InterpFRNet
-from interp_fr.tools.freeze import api, onnx_export
+from interp_fr.export import api, onnx_export
 from tests.conftest import REPO_ROOT
 from tests.extract_helpers import randomise
 

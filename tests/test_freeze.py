@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from interp_fr.model import InterpFRNet
-from interp_fr.tools.freeze import api, frozen_graph as fg, saved_model as sm
+from interp_fr.export import api, frozen_graph as fg, saved_model as sm
 from tests.conftest import REPO_ROOT
 from tests.extract_helpers import CONFIG, TOLERANCE, exports, max_abs, world
 

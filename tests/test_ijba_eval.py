@@ -11,7 +11,7 @@ import pytest
 import scipy.io
 
 from interp_fr.data import ijba_protocol as P
-from interp_fr.data.errors import DataFileError
+from interp_fr.common.errors import DataFileError
 from interp_fr.eval import ijba as E
 from interp_fr.eval import ijba_reference as R
 

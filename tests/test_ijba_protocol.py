@@ -6,7 +6,7 @@ import pytest
 import scipy.io
 
 from interp_fr.data import ijba_protocol as P
-from interp_fr.data.errors import DataFileError
+from interp_fr.common.errors import DataFileError
 
 # shared/ijba_protocol/README.md, "Sizes per split": comparisons (pos, neg),
 # verify_metadata rows/templates/subjects, train, search_gallery, search_probe

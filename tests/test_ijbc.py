@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from interp_fr.data.errors import DataFileError
+from interp_fr.common.errors import DataFileError
 from interp_fr.eval import ijbc as C
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-from interp_fr.json_safe import json_safe
+from interp_fr.common.json_safe import json_safe
 
 
 def test_numpy_values_become_strict_json():

@@ -9,7 +9,7 @@ from tests.conftest import REPO_ROOT
 
 def test_demo_quick_writes_report(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "interp_fr.demo", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "interp_fr.pipeline.demo", "--out", str(out),
                            "--quick"], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -42,7 +42,8 @@ def test_demo_quick_writes_report(tmp_path):
 
 
 def test_full_model_starts_from_the_reference_base_only_when_it_fits(tmp_path):
-    from interp_fr import main_job, recipes, reference_models
+    from interp_fr import recipes, reference_models
+    from interp_fr.pipeline import main_job
     from interp_fr.data import synthetic_world
     assert "base" in reference_models.available()
     subjects = reference_models.load_reference_model("base")[1]["model"]["n_subjects"]

@@ -6,7 +6,7 @@ import pytest
 import scipy.io
 
 from interp_fr.data import mat_files
-from interp_fr.data.errors import DataFileError
+from interp_fr.common.errors import DataFileError
 
 
 def test_real_triangulation(shared_dir):

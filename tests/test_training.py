@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from interp_fr import cli, tf1_checkpoint, training
+from interp_fr import tf1_checkpoint, training
+from interp_fr.common import cli
 from interp_fr.data import synthetic_world
 from interp_fr.model import InterpFRNet
 from tests import learning

@@ -3,7 +3,8 @@
     python tools/check_import_cycles.py [--modules]
 
 Reads every ``.py`` file of the packages with `ast` (nothing is imported or
-run), maps each import to the package that holds the imported module (a
+run), maps each import to the role package that holds the imported module
+(`ROLES`; a
 checkout's ``data/``, ``eval/``, ``tools/`` are ``interp_fr.data``,
 ``interp_fr.eval``, ``interp_fr.tools``), and reports the cycles of the
 package graph: package A imports from B and B, directly or through others, from
@@ -66,10 +67,24 @@ def imports(path, module, known):
     return found
 
 
-def package_of(module, known):
-    """The package a module belongs to (a package's own __init__ belongs to it)."""
-    return module if any(k.startswith(module + ".") for k in known) \
-        else module.rpartition(".")[0]
+# The project's role packages, one per folder role (README, "Package
+# layout"). A module belongs to the longest role that prefixes it, so
+# ``interp_fr.export`` is part of the core library and ``interp_fr.tools.freeze``
+# of the tools. The bare ``interp_fr`` package module belongs to ``common``:
+# its ``__init__`` holds only the checkout finder and the command set-up, which
+# import nothing but ``interp_fr.common`` (every ``import interp_fr.x`` runs it).
+ROLES = ("interp_fr.common", "interp_fr.data", "interp_fr.eval", "interp_fr.tools",
+         "interp_fr.pipeline", "attr_recovery", "interp_fr")
+
+
+def package_of(module, known=None):
+    """The role package a module belongs to (see `ROLES`)."""
+    if module == "interp_fr":
+        return "interp_fr.common"
+    for role in sorted(ROLES, key=len, reverse=True):
+        if module == role or module.startswith(role + "."):
+            return role
+    return module.rpartition(".")[0]
 
 
 def cycles(graph):

@@ -46,7 +46,7 @@ def export_main(export, label, flag_values=flags.FLAGS):
 
     from absl import app
 
-    from interp_fr import cli
+    from interp_fr.common import cli
 
     def main(argv):
         if len(argv) > 1:

@@ -5,11 +5,12 @@ r"""Export a trained model as a LiteRT (TensorFlow Lite) ``.tflite`` file.
 
 Signature ``serving_default``: input ``sample_input_images`` float32
 [N, 96, 96, 3] in [-1, 1]; outputs ``feature`` [N, D] and ``feature_map``
-[N, 24, 24, C] (``interp_fr.tools.freeze.litert``). Written to ``model.tflite``
+[N, 24, 24, C] (``interp_fr.export.litert``). Written to ``model.tflite``
 beside the checkpoint unless ``--output``.
 """
-from interp_fr import cli
-from interp_fr.tools.freeze import _common, api
+from interp_fr.common import cli
+from interp_fr.tools.freeze import _common
+from interp_fr.export import api
 
 _common.define_export_flags("The .tflite file (default: model.tflite beside the checkpoint).")
 main = _common.export_main(api.export_checkpoint_litert, "LiteRT model")

@@ -6,11 +6,12 @@ r"""Export a trained model as a SavedModel with a serving signature.
 Signature ``serving_default``: input ``sample_input_images`` float32
 [N, 96, 96, 3] in [-1, 1]; outputs ``feature`` [N, D] and ``feature_map``
 [N, 24, 24, C].  Loads with plain ``tf.saved_model.load`` (see
-``interp_fr.tools.freeze.saved_model``).  Written to ``saved_model/`` beside
+``interp_fr.export.saved_model``).  Written to ``saved_model/`` beside
 the checkpoint unless ``--output``.
 """
-from interp_fr import cli
-from interp_fr.tools.freeze import _common, api
+from interp_fr.common import cli
+from interp_fr.tools.freeze import _common
+from interp_fr.export import api
 
 _common.define_export_flags("SavedModel folder (default: saved_model/ beside the checkpoint).")
 main = _common.export_main(api.export_checkpoint_saved_model, "SavedModel")

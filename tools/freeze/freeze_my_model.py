@@ -16,8 +16,9 @@ import os
 
 from absl import app, flags
 
-from interp_fr import cli
-from interp_fr.tools.freeze import _common, api
+from interp_fr.common import cli
+from interp_fr.tools.freeze import _common
+from interp_fr.export import api
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "models",

@@ -11,9 +11,9 @@ do not need it): the classifier is then freshly initialised with
 """
 from absl import app, flags
 
-from interp_fr import cli
+from interp_fr.common import cli
 from interp_fr.model import VARIANTS
-from interp_fr.tools.freeze import api
+from interp_fr.export import api
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("pb", None, "Frozen GraphDef file.")

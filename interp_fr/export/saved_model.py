@@ -27,7 +27,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from interp_fr.data.errors import InputError
+from interp_fr.common.errors import InputError
 from interp_fr.model import IMAGE_CHANNELS, IMAGE_SIZE, InterpFRNet
 
 SIGNATURE_KEY = "serving_default"

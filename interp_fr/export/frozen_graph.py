@@ -29,8 +29,8 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import message as pb_message
 
-from interp_fr.atomic_io import atomic_write
-from interp_fr.data.errors import InputError
+from interp_fr.common.atomic_io import atomic_write
+from interp_fr.common.errors import InputError
 from interp_fr.model import (IMAGE_CHANNELS, IMAGE_SIZE, K7_LINEAR, VARIANT_FULL,
                              VARIANT_HYPERCOLUMN_NO_MASK, InterpFRNet)
 from interp_fr.tf1_checkpoint import config_from_shapes

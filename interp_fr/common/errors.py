@@ -9,7 +9,7 @@ class InputError(Exception):
     """Marks an exception as "the user's input is wrong", not a bug.
 
     A mixin: each input error keeps its usual base (mostly ``ValueError``) and
-    adds this one. Command lines (`interp_fr.cli.run`) report any ``InputError``
+    adds this one. Command lines (`interp_fr.common.cli.run`) report any ``InputError``
     as one line, ``error: <message>``, and exit with status 2; other exceptions
     keep their traceback. So the message must say everything the user needs:
     the file, and what is wrong with it.

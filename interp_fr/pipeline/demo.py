@@ -1,10 +1,12 @@
 """The main job on the bundled synthetic world: ``interp-fr-demo --out DIR``.
 
-Also ``python -m interp_fr.demo``. See `interp_fr.main_job` for the stages.
+Also ``python -m interp_fr.pipeline.demo``. See `interp_fr.pipeline.main_job` for the stages.
 """
 from absl import flags
 
-from interp_fr import cli, main_job, recipes
+from interp_fr import recipes
+from interp_fr.common import cli
+from interp_fr.pipeline import main_job
 from interp_fr.data import synthetic_world
 
 FLAGS = flags.FLAGS

@@ -23,9 +23,9 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from interp_fr.atomic_io import atomic_write
-from interp_fr.data.errors import InputError
-from interp_fr.tools.freeze import saved_model
+from interp_fr.common.atomic_io import atomic_write
+from interp_fr.common.errors import InputError
+from interp_fr.export import saved_model
 
 SUFFIX = ".tflite"
 

@@ -1,5 +1,5 @@
 """Matplotlib without a display, and figures written atomically as PNG."""
-from interp_fr.atomic_io import atomic_write
+from interp_fr.common.atomic_io import atomic_write
 
 
 def pyplot():

@@ -12,7 +12,7 @@ import sys
 import time
 
 from interp_fr import features, recipes, reference_models
-from interp_fr.atomic_io import atomic_save_text
+from interp_fr.common.atomic_io import atomic_save_text
 from interp_fr.data import dat_files, mat_files, synthetic_world
 from interp_fr.eval import (filter_heatmaps, ijba, occlusion_analysis, peak_locations,
                             recognition_report, training_curves)
@@ -161,7 +161,7 @@ def stage_extract(ctx):
 def stage_freeze(ctx):
     """Frozen GraphDef with the original's tensor names, re-run through the .pb."""
     from interp_fr import model_loading
-    from interp_fr.tools.freeze import api as freeze_api
+    from interp_fr.export import api as freeze_api
     model_dir = ctx.values["train_config"].model_dir
     result = freeze_api.freeze_checkpoint(model_dir,
                                           output=ctx.path("pretrained_model.pb"))

@@ -12,7 +12,7 @@ import os
 
 from interp_fr import model_loading, tf1_checkpoint
 from interp_fr.weights_files import save_weights_with_config
-from interp_fr.tools.freeze import frozen_graph, saved_model
+from interp_fr.export import frozen_graph, saved_model
 
 DEFAULT_SAVED_MODEL_DIR = "saved_model"
 DEFAULT_LITERT_FILE = "model.tflite"
@@ -92,7 +92,7 @@ def export_checkpoint_litert(model_path, output=None, fixed_batch=None, **overri
     Returns:
         `ExportResult`.
     """
-    from interp_fr.tools.freeze import litert
+    from interp_fr.export import litert
     return _export(model_path, output, DEFAULT_LITERT_FILE, litert.export_litert,
                    fixed_batch, overrides)
 
@@ -109,7 +109,7 @@ def export_checkpoint_onnx(model_path, output=None, fixed_batch=None, **override
     Returns:
         `ExportResult`.
     """
-    from interp_fr.tools.freeze import onnx_export
+    from interp_fr.export import onnx_export
     return _export(model_path, output, DEFAULT_ONNX_FILE, onnx_export.export_onnx,
                    fixed_batch, overrides)
 

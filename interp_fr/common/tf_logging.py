@@ -73,7 +73,7 @@ def quiet_startup():
     Sets ``TF_CPP_MIN_LOG_LEVEL`` to 2 unless the user set it, and arranges for
     the first ``import tensorflow`` to drop the start-up records below that
     level. Does nothing when TensorFlow is already imported or the level is 0
-    (everything asked for). For command lines (`interp_fr.cli`), which own
+    (everything asked for). For command lines (`interp_fr.common.cli`), which own
     their process; a library must not change a process's logging.
     """
     if "tensorflow" in sys.modules:

@@ -22,7 +22,7 @@ absl's own forms keep working too.
 
 TensorFlow's start-up log: `prepare_command_process` (called by
 ``interp_fr/__init__.py`` when the process was started as one of our
-commands) hides it; see `interp_fr.tf_logging.quiet_startup`.
+commands) hides it; see `interp_fr.common.tf_logging.quiet_startup`.
 """
 import contextlib
 import functools
@@ -30,7 +30,7 @@ import sys
 
 from absl import app, flags
 
-from interp_fr.data.errors import InputError
+from interp_fr.common.errors import InputError
 
 VERBOSE_FLAG = "verbose"
 # Exit status for bad input; absl uses 1 for its usage errors, Python 1 for
@@ -193,10 +193,10 @@ def prepare_command_process(args=None):
     """Process set-up of a command, before its modules are imported.
 
     Hides TensorFlow's start-up log unless ``--verbose`` is among ``args``
-    (default ``sys.argv[1:]``); see `interp_fr.tf_logging.quiet_startup`.
+    (default ``sys.argv[1:]``); see `interp_fr.common.tf_logging.quiet_startup`.
     """
     if not verbose_requested(sys.argv[1:] if args is None else args):
-        from interp_fr.tf_logging import quiet_startup
+        from interp_fr.common.tf_logging import quiet_startup
         quiet_startup()
 
 

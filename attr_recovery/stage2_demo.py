@@ -192,7 +192,7 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
         doc = counterfactual.pair_json(exp)
         doc.update(pair_rows=[int(held.rows[i]), int(held.rows[j])], reason=reason,
                    subjects=[int(held.subjects[i]), int(held.subjects[j])])
-        suffix = "" if n == 0 else "_" + reason.split()[-2]      # _accept
+        suffix = "" if n == 0 else "_" + reason.split()[-1]      # _accept
         exp_json = os.path.join(out_dir, EXPLANATION_JSON.replace(".json", suffix + ".json"))
         atomic_save_text(exp_json, json.dumps(doc, indent=2, allow_nan=False))
         exp_png = stage2_figures.explanation_figure(

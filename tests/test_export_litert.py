@@ -1,16 +1,13 @@
 """LiteRT export: the .tflite file computes the Keras model's outputs, by name,
 for any batch size; the command writes it from a weights file; bad input is
 refused in one line."""
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from interp_fr import weights_files
 from interp_fr.model import InterpFRNet
 from interp_fr.export import api, litert
-from tests.conftest import REPO_ROOT
+from tests import export_helpers
 from tests.extract_helpers import randomise
 
 
@@ -40,17 +37,9 @@ def test_litert_matches_keras_for_any_batch(model, tmp_path):
 
 
 def test_export_command_from_weights_file(model, tmp_path):
-    weights = str(tmp_path / "m.weights.h5")
-    weights_files.save_weights_with_config(model, weights)
-    out = str(tmp_path / "out" / "m.tflite")
-    proc = subprocess.run([sys.executable, "-m", "tools.freeze.export_litert",
-                           "--model_dir", weights, "--output", out],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "wrote LiteRT model" in proc.stdout
-    x = np.random.default_rng(2).uniform(-1, 1, (2, 96, 96, 3)).astype(np.float32)
-    np.testing.assert_allclose(litert.LiteRTForward(out)(x)["feature"],
-                               model(x, training=False)["feature"].numpy(), atol=1e-6)
+    export_helpers.check_command_from_weights_file(
+        "tools.freeze.export_litert", ".tflite", "LiteRT model", litert.LiteRTForward,
+        model, tmp_path)
     # Default output: model.tflite beside the weights.
     assert api.DEFAULT_LITERT_FILE == "model.tflite"
 
@@ -62,9 +51,5 @@ def test_bad_input_is_one_line(model, tmp_path):
     junk.write_bytes(b"not a flatbuffer")
     with pytest.raises(litert.LiteRTError, match="junk.tflite"):
         litert.LiteRTForward(str(junk))
-    proc = subprocess.run([sys.executable, "-m", "tools.freeze.export_litert",
-                           "--model_dir", str(tmp_path / "missing.weights.h5"),
-                           "--output", str(tmp_path / "x.tflite")],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr and "missing.weights.h5" in proc.stderr
+    export_helpers.check_missing_model_is_one_line("tools.freeze.export_litert",
+                                                   ".tflite", tmp_path)

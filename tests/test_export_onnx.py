@@ -1,16 +1,13 @@
 """ONNX export: the .onnx file computes the Keras model's outputs, by name, for any
 batch size (onnxruntime); the command writes it from a weights file; bad input
 is refused in one line. Needs the ``onnx`` extra (CI installs it)."""
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from interp_fr import weights_files
 from interp_fr.model import InterpFRNet
 from interp_fr.export import api, onnx_export
-from tests.conftest import REPO_ROOT
+from tests import export_helpers
 from tests.extract_helpers import randomise
 
 
@@ -46,17 +43,9 @@ def test_fixed_batch_is_fixed(model, tmp_path):
 
 
 def test_export_command_from_weights_file(model, tmp_path):
-    weights = str(tmp_path / "m.weights.h5")
-    weights_files.save_weights_with_config(model, weights)
-    out = str(tmp_path / "out" / "m.onnx")
-    proc = subprocess.run([sys.executable, "-m", "tools.freeze.export_onnx",
-                           "--model_dir", weights, "--output", out],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "wrote ONNX model" in proc.stdout
-    x = np.random.default_rng(2).uniform(-1, 1, (2, 96, 96, 3)).astype(np.float32)
-    np.testing.assert_allclose(onnx_export.OnnxForward(out)(x)["feature"],
-                               model(x, training=False)["feature"].numpy(), atol=1e-6)
+    export_helpers.check_command_from_weights_file(
+        "tools.freeze.export_onnx", ".onnx", "ONNX model", onnx_export.OnnxForward,
+        model, tmp_path)
     assert api.DEFAULT_ONNX_FILE == "model.onnx"
 
 
@@ -67,9 +56,5 @@ def test_bad_input_is_one_line(model, tmp_path):
     junk.write_bytes(b"not a protobuf")
     with pytest.raises(onnx_export.OnnxError, match="junk.onnx: not an ONNX model"):
         onnx_export.OnnxForward(str(junk))
-    proc = subprocess.run([sys.executable, "-m", "tools.freeze.export_onnx",
-                           "--model_dir", str(tmp_path / "missing.weights.h5"),
-                           "--output", str(tmp_path / "x.onnx")],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
+    export_helpers.check_missing_model_is_one_line("tools.freeze.export_onnx", ".onnx",
+                                                   tmp_path)

@@ -54,7 +54,8 @@ def attack_rates(z_real, z_decoded, subjects, fars=FARS):
     attack = z_dec @ z_real.T                         # [decoded i, real j]
     type1 = np.diag(attack)
     type2 = attack[same & ~np.eye(n, dtype=bool)]
-    out = {"genuine pairs": int(genuine.size), "impostor pairs": int(impostor.size),
+    out = {"images": int(n), "genuine pairs": int(genuine.size),
+           "impostor pairs": int(impostor.size),
            "type-II pairs": int(type2.size)}
     for far in fars:
         thr, reached = threshold_at_far(impostor, far)

@@ -132,12 +132,11 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
                                  - (time.perf_counter() - t_start))
         trainer.fit()
         figures["estimator training steps"] = int(trainer.step.numpy())
-        reader, held, train = trainer.reader(), trainer.held_out, trainer.train_set
+        reader, held = trainer.reader(), trainer.held_out
     else:
         reader = estimator_training.load_reader(os.fspath(estimators))
         figures["estimators"] = os.fspath(estimators)
         held = attribute_data.world_split(world_dir, "test")
-        train = attribute_data.world_split(world_dir, "train")
     if len(held) > max_reference_images:
         held = held.subset(np.linspace(0, len(held) - 1, max_reference_images)
                            .round().astype(int))
@@ -156,6 +155,8 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
     images = to_unit_range(held.read(np.arange(len(held))))
     z = sig.representations(rec, images)
     if decoder is None:
+        train = (trainer.train_set if estimators is None
+                 else attribute_data.world_split(world_dir, "train"))
         rows = np.linspace(0, len(train) - 1, min(len(train), 1500)).round().astype(int)
         train_images = to_unit_range(train.read(rows))
         decoder = RidgeDecoder.fit(sig.representations(rec, train_images), train_images,

@@ -37,8 +37,9 @@ import os
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from interp_fr.data import dat_files, mat_files, synthetic_faces
+from interp_fr.common.atomic_io import atomic_save_text
 from interp_fr.common.errors import DataFileError, InputError
+from interp_fr.data import dat_files, mat_files, synthetic_faces, synthetic_world
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 LANDMARK_MODEL = "shape_predictor_68_face_landmarks.dat"
@@ -201,7 +202,6 @@ def import_photos(folder, out_dir, template=None, finder=None):
       finder: a `FaceFinder` (built here if None).
     Returns: `ImportSummary`. Raises `DataFileError` when no photo has a face.
     """
-    from interp_fr.data import synthetic_world
     template = synthetic_faces.frontal_template() if template is None else np.asarray(
         template, np.float64)
     finder = finder or FaceFinder()
@@ -254,7 +254,6 @@ def import_photos(folder, out_dir, template=None, finder=None):
         os.path.join(aux, synthetic_world.FRONTAL_TEMPLATE_FILE), template)
     mat_files.write_triangulation(os.path.join(aux, synthetic_world.TRIANGULATION_FILE),
                                   synthetic_world.triangulate(template))
-    from interp_fr.common.atomic_io import atomic_save_text
     atomic_save_text(os.path.join(out_dir, "photos.txt"),
                      "row\tphoto\tsubject\tdetector score\n" + "\n".join(rows) + "\n")
     order = sorted(subjects, key=subjects.get)

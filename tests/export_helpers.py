@@ -34,3 +34,29 @@ def check_missing_model_is_one_line(module, suffix, tmp_path):
                 "--output", str(tmp_path / f"x{suffix}"))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "missing.weights.h5" in proc.stderr
+
+
+def small_model():
+    """A randomised df-4 InterpFRNet (12-d features) for export tests."""
+    from interp_fr.model import InterpFRNet
+    from tests.extract_helpers import randomise
+    m = InterpFRNet(df_dim=4, gfc_dim=16, dfc_dim=12, n_subjects=5)
+    m.build((None, 96, 96, 3))
+    randomise(m, 0)
+    return m
+
+
+def check_matches_keras(forward, model, batches=(3, 1, 5)):
+    """An exported file's ``forward`` gives the Keras features (<= 1e-5 relative)
+    and keeps the same peak positions, for each batch size from one file."""
+    rng = np.random.default_rng(1)
+    for batch in batches:
+        x = rng.uniform(-1, 1, (batch, 96, 96, 3)).astype(np.float32)
+        want = model(x, training=False)
+        got = forward(x)
+        assert got["feature"].shape == (batch, 12)
+        assert got["feature_map"].shape == (batch, 24, 24, 12)
+        scale = float(np.abs(want["feature"]).max())
+        assert np.abs(got["feature"] - want["feature"].numpy()).max() <= 1e-5 * scale
+        np.testing.assert_array_equal(got["feature_map"] != 0,
+                                      want["feature_map"].numpy() != 0)

@@ -274,10 +274,11 @@ def _recogniser_for_attributes(ctx):
     return ctx.values["model"], "full model (this run)"
 
 
-def _shipped_attribute_models(ctx, which):
-    """(decoder folder, estimators folder) shipped for the recogniser, or (None, None)."""
+def _shipped_attribute_models(ctx):
+    """(decoder folder, estimators folder) shipped for the recogniser, or (None, None):
+    they were made for the reference full model, so only when it is the recogniser."""
     from attr_recovery import reference_decoder, reference_estimators
-    if ctx.attribute_models != "reference" or "reference weights" not in which:
+    if ctx.attribute_models != "reference" or "reference_full" not in ctx.values:
         return None, None
     return (reference_decoder.reference_decoder_dir()
             if reference_decoder.available() else None,
@@ -290,7 +291,7 @@ def stage_decoding(ctx):
     from attr_recovery import demo_stage
     model, which = _recogniser_for_attributes(ctx)
     figures = {"recogniser": which}
-    shipped, _ = _shipped_attribute_models(ctx, which)
+    shipped, _ = _shipped_attribute_models(ctx)
     if shipped:
         figures["decoder"] = ("shipped reference decoder (64 px, trained by "
                               "experiments/train_reference_decoder.py); "
@@ -313,7 +314,7 @@ def stage_significance(ctx):
     from attr_recovery import stage2_demo
     model, which = _recogniser_for_attributes(ctx)
     figures = {"recogniser": which}
-    _, estimators = _shipped_attribute_models(ctx, which)
+    _, estimators = _shipped_attribute_models(ctx)
     if estimators:
         figures["estimators"] = ("shipped reference estimators (64 px, trained by "
                                  "experiments/train_reference_estimators.py)")

@@ -5,6 +5,12 @@ indices; each image gets a random 96x96 crop of its 110x110 original (offsets
 uniform in 0..14) and is scaled to [-1, 1]; the crop offsets travel with the batch
 because the occlusion synthesis needs them.
 
+Optional colour jitter (not in the original, ``colour_jitter`` > 0): per
+image, channel gains, a brightness shift and, with some probability, grey
+scale. The synthetic world gives each identity one skin and one hair colour,
+so a recogniser trained without it can tell its subjects apart by colour alone
+and never learn face shape (BUILD_NOTES.md, "What the recognisers encode").
+
 Everything random is a pure function of ``(seed, epoch, batch)``: the permutation
 of an epoch is drawn from ``seed`` and the epoch number, the crop offsets of a
 batch from ``seed`` and its global batch number. A resumed run that starts at
@@ -51,10 +57,42 @@ class BatchSchedule:
         perm = self.permutation(epoch)
         return perm[pos * self.batch_size:(pos + 1) * self.batch_size]
 
+    def colour_rng(self, global_batch):
+        """The generator of the colour jitter of batch ``global_batch``."""
+        return np.random.default_rng((self.seed, int(global_batch), 0xC010))
+
     def crop_offsets(self, global_batch, max_offset):
         """Crop offsets [B, 2] (row, col), each uniform in 0..max_offset."""
         rng = np.random.default_rng((self.seed, int(global_batch), 0xC209))
         return rng.integers(0, max_offset + 1, size=(self.batch_size, 2))
+
+
+def jitter_colours(images, rng, strength):
+    """Random colour changes, one draw per image, without a loop over the batch.
+
+    Each image is multiplied by per-channel gains uniform in 1 +- 0.3 s, shifted
+    by a brightness uniform in +-25 s grey levels and, with probability 0.5 s,
+    replaced by its luminance (ITU-R 601 weights), for strength s in [0, 1].
+
+    Args:
+        images: uint8 [B, H, W, 3].
+        rng: a ``numpy.random.Generator``.
+        strength: s; 0 returns the images unchanged.
+
+    Returns:
+        uint8 [B, H, W, 3].
+    """
+    s = float(strength)
+    if s <= 0.0:
+        return images
+    b = len(images)
+    gains = rng.uniform(1.0 - 0.3 * s, 1.0 + 0.3 * s, size=(b, 1, 1, 3))
+    shift = rng.uniform(-25.0 * s, 25.0 * s, size=(b, 1, 1, 1))
+    grey = rng.uniform(size=(b, 1, 1, 1)) < 0.5 * s
+    x = images.astype(np.float32)
+    luminance = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    x = np.where(grey, luminance[..., None], x)
+    return np.clip(np.rint(x * gains + shift), 0, 255).astype(np.uint8)
 
 
 def crop_batch(images, offsets, size):
@@ -77,8 +115,8 @@ def crop_batch(images, offsets, size):
 
 def training_dataset(dat_images, subject_ids, batch_size, *, seed=0,
                      start_batch=0, num_batches=None, crop_size=TRAIN_CROP_SIZE,
-                     reshuffle_each_epoch=False, num_parallel_calls=tf.data.AUTOTUNE,
-                     prefetch=2):
+                     reshuffle_each_epoch=False, colour_jitter=0.0,
+                     num_parallel_calls=tf.data.AUTOTUNE, prefetch=2):
     """Training batches from a CASIA-format image file.
 
     Args:
@@ -91,6 +129,7 @@ def training_dataset(dat_images, subject_ids, batch_size, *, seed=0,
         crop_size: 96 in the original.
         reshuffle_each_epoch: draw a new permutation every epoch (False = the
             original's single permutation).
+        colour_jitter: strength of `jitter_colours` (0: none, the original).
 
     Returns:
         A ``tf.data.Dataset`` of dicts with
@@ -117,6 +156,7 @@ def training_dataset(dat_images, subject_ids, batch_size, *, seed=0,
         indices = schedule.batch_indices(global_batch)
         offsets = schedule.crop_offsets(global_batch, max_offset)
         crops = crop_batch(dat_images.read(indices), offsets, crop_size)
+        crops = jitter_colours(crops, schedule.colour_rng(global_batch), colour_jitter)
         return (crops, offsets.astype(np.int32), subject_ids[indices],
                 indices.astype(np.int64))
 

@@ -44,6 +44,8 @@ class Recipe:
         beta1: Adam's beta1.
         dropout_keep_prob: keep probability before the classifier.
         seed: initialisation, data order, crops and occlusions.
+        colour_jitter: strength of the training images' colour jitter
+            (`training.TrainConfig.colour_jitter`; 0: none, as the original).
         pretrained_base: where the main job's full model starts.
             "reference": the shipped reference base CNN
             (`interp_fr.reference_models`, trained for 4,400 steps on the
@@ -65,6 +67,7 @@ class Recipe:
     head_lr_multiplier: float = 10.0
     dropout_keep_prob: float = 1.0
     seed: int = 0
+    colour_jitter: float = 0.0
     pretrained_base: str = "reference"
 
 
@@ -88,8 +91,8 @@ def train_config(recipe, world_dir, checkpoint_dir, name, progress=False,
         lr_schedule=r.lr_schedule, warmup_steps=r.warmup_steps, beta1=r.beta1,
         head_lr_multiplier=1.0 if pretrain else r.head_lr_multiplier,
         dropout_keep_prob=r.dropout_keep_prob, max_steps=steps, seed=r.seed,
-        reshuffle_each_epoch=True, log_every=max(1, steps // 8), tensorboard=False,
-        progress=progress)
+        reshuffle_each_epoch=True, colour_jitter=r.colour_jitter,
+        log_every=max(1, steps // 8), tensorboard=False, progress=progress)
 
 
 @dataclasses.dataclass

@@ -56,6 +56,10 @@ flags.DEFINE_integer("n_subjects", _D.n_subjects, "Classifier size (default: fro
 flags.DEFINE_integer("seed", _D.seed, "Seed of data order, crops, occlusions and init.")
 flags.DEFINE_boolean("reshuffle_each_epoch", _D.reshuffle_each_epoch,
                      "Draw a new image order every epoch (the original does not).")
+flags.DEFINE_float("colour_jitter", _D.colour_jitter, "Strength (0..1) of random channel "
+                   "gains, brightness and grey scale on training images (the original has "
+                   "none; without it a recogniser of the synthetic world can rely on colour "
+                   "alone).")
 flags.DEFINE_float("diversity_epsilon", _D.diversity_epsilon, "Added to the cosine denominators of "
                    "the diversity losses (the original has none: an all-zero channel "
                    "gives NaN).")
@@ -119,6 +123,7 @@ def config_from_flags():
         variant=FLAGS.variant, epochs=FLAGS.epoch, learning_rate=FLAGS.learning_rate,
         beta1=FLAGS.beta1, train_size=FLAGS.train_size, max_steps=FLAGS.max_steps,
         seed=FLAGS.seed, reshuffle_each_epoch=FLAGS.reshuffle_each_epoch,
+        colour_jitter=FLAGS.colour_jitter,
         loss_weights=weights, num_keep=FLAGS.num_keep,
         dropout_keep_prob=FLAGS.dropout_keep_prob, lr_schedule=FLAGS.lr_schedule,
         warmup_steps=FLAGS.warmup_steps, lr_final_fraction=FLAGS.lr_final_fraction,

@@ -86,6 +86,9 @@ class TrainConfig:
     max_steps: int = None
     seed: int = 0
     reshuffle_each_epoch: bool = False
+    # Strength of the training images' colour jitter (data.pipeline
+    # .jitter_colours); 0 is the original (none).
+    colour_jitter: float = 0.0
     loss_weights: losses.LossWeights = losses.LossWeights()
     num_keep: int = None            # None: 260 of 320, the same fraction otherwise
     dropout_keep_prob: float = 0.6
@@ -337,7 +340,7 @@ class Trainer:
         ds = pipeline.training_dataset(
             self.casia.images, self.casia.file_list.subject_ids, c.batch_size,
             seed=c.seed, start_batch=start_batch, num_batches=num_batches,
-            reshuffle_each_epoch=c.reshuffle_each_epoch)
+            reshuffle_each_epoch=c.reshuffle_each_epoch, colour_jitter=c.colour_jitter)
         if self.uses_occlusion:
             ds = ds.map(self._add_occlusion, num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=True)

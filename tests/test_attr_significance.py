@@ -226,3 +226,21 @@ def test_stage1_decoder_is_wrapped_deterministically():
     b = wrapped(z[::-1])[::-1]            # other batch positions, same noise
     assert a.shape == (3, 8, 8, 3)
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_heldout_probe_r2_reads_encoded_and_misses_absent_attributes():
+    """A target linear in z (plus small noise) is read on new rows with R^2 near
+    its noise-free share; a target independent of z gets R^2 <= about 0."""
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=16)
+    z_fit, z_new = rng.normal(size=(400, 16)), rng.normal(size=(300, 16))
+    noise = 0.3 * np.linalg.norm(w)
+    t_fit = z_fit @ w + noise * rng.normal(size=400)
+    t_new = z_new @ w + noise * rng.normal(size=300)
+    r2 = sig.heldout_probe_r2(z_fit, t_fit, z_new, t_new)
+    expected = 1.0 / (1.0 + 0.3 ** 2)          # signal / (signal + noise) variance
+    assert abs(r2 - expected) < 0.03
+    absent = sig.heldout_probe_r2(z_fit, rng.normal(size=400), z_new,
+                                  rng.normal(size=300))
+    assert -0.1 < absent < 0.02
+    assert np.isnan(sig.heldout_probe_r2(z_fit, t_fit, z_new, np.ones(300)))

@@ -79,3 +79,43 @@ def test_label_count_mismatch(casia):
     _, dat, _ = casia
     with pytest.raises(ValueError, match="10 images but 3 labels"):
         pipeline.training_dataset(dat, [0, 1, 2], 4)
+
+
+def test_colour_jitter_matches_its_definition_and_resumes(casia):
+    """Each jittered crop is its plain crop with gains, shift and (sometimes)
+    grey scale from the batch's own generator; a resumed run sees the same."""
+    imgs, dat, labels = casia
+    plain = list(pipeline.training_dataset(dat, labels, 4, seed=5,
+                                           num_batches=4).as_numpy_iterator())
+    jit = list(pipeline.training_dataset(dat, labels, 4, seed=5, num_batches=4,
+                                         colour_jitter=1.0).as_numpy_iterator())
+    tail = list(pipeline.training_dataset(dat, labels, 4, seed=5, start_batch=2,
+                                          num_batches=2,
+                                          colour_jitter=1.0).as_numpy_iterator())
+    schedule = pipeline.BatchSchedule(10, 4, 5)
+    greys = 0
+    for step, (p, j) in enumerate(zip(plain, jit)):
+        np.testing.assert_array_equal(p["index"], j["index"])
+        rng = schedule.colour_rng(step)
+        gains = rng.uniform(0.7, 1.3, size=(4, 1, 1, 3))
+        shift = rng.uniform(-25.0, 25.0, size=(4, 1, 1, 1))
+        grey = rng.uniform(size=(4, 1, 1, 1)) < 0.5
+        x = np.rint((p["image"] + 1) * 127.5).astype(np.float64)
+        lum = 0.299 * x[..., :1] + 0.587 * x[..., 1:2] + 0.114 * x[..., 2:]
+        expect = np.clip(np.rint(np.where(grey, lum, x) * gains + shift), 0, 255)
+        got = (j["image"] + 1) * 127.5
+        # float32 luminance and gains against float64 here: at most one grey level.
+        assert np.abs(got - expect).max() <= 1.0 + 1e-3
+        greys += int(grey.sum())
+        for k, g in enumerate(grey.ravel()):
+            if g:   # grey images: equal gains would give equal channels; these differ
+                assert not np.array_equal(got[k, ..., 0], got[k, ..., 1])
+    assert 0 < greys < 16
+    for a, b in zip(jit[2:], tail):
+        np.testing.assert_array_equal(a["image"], b["image"])
+
+
+def test_colour_jitter_zero_is_the_original():
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (3, 8, 8, 3), np.uint8)
+    assert pipeline.jitter_colours(imgs, rng, 0.0) is imgs

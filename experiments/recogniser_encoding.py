@@ -1,0 +1,158 @@
+"""What do the recognisers of the synthetic world encode, and does colour jitter change it?
+
+    python experiments/recogniser_encoding.py --out experiments/results/recogniser_encoding
+
+A decoder can only render what the recogniser's representation z carries. For
+the shipped reference models (base, SAD only, full) and a base CNN trained
+here from scratch with colour jitter (`data.pipeline.jitter_colours`, same
+recipe and steps as the reference base otherwise), on the world of seed 0:
+
+* recognition on the test identities (IJB-A protocol of the world: TAR at FAR
+  1e-2 / 1e-3, rank-1), on the test images as they are and in grey scale
+  (the grey column says how much of the model's identity is colour);
+* for each of the world's exact attributes, the R^2 on the test identities of
+  a ridge read-out fitted on the training identities
+  (`attribute_significance.heldout_probe_r2`): whether z encodes it in a way
+  that carries over to new people.
+
+Writes ``encoding.md`` and ``encoding.json`` (command, machine, seconds).
+Training resumes from ``--work`` when interrupted.
+"""
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+SHAPE = ("jaw_width", "face_length", "eye_spacing", "eye_size", "nose_length",
+         "mouth_width")
+COLOUR = ("skin_r", "skin_g", "skin_b", "hair_r", "hair_g", "hair_b")
+OTHER = ("gender", "age", "facial_hair", "yaw", "pitch", "smile", "mouth_open",
+         "light_x", "occluder")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default=os.path.join(REPO, "experiments", "results",
+                                                 "recogniser_encoding"))
+    p.add_argument("--work", default=None, help="world and checkpoints (default: "
+                   "OUT/work)")
+    p.add_argument("--steps", type=int, default=4400, help="steps of the jittered "
+                   "base CNN (the reference base had 4,400)")
+    p.add_argument("--colour_jitter", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def grey(images):
+    """uint8 [N, H, W, 3] -> its luminance in all three channels (uint8)."""
+    y = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(np.clip(np.rint(y), 0, 255).astype(np.uint8)[..., None], 3, -1)
+
+
+def encoding_row(model, world, train_set, test_set, truth_train, truth_test):
+    """Recognition figures (colour and grey) and held-out probe R^2 of one model."""
+    from attr_recovery import attribute_significance as sig
+    from attr_recovery.recognition import as_recognition_model
+    from interp_fr import features
+    from interp_fr.data.image_scaling import to_unit_range
+    from interp_fr.eval import recognition_report
+    forward = features.keras_forward(model)
+    figs = recognition_report.recogniser_figures(forward, world)
+    rec = as_recognition_model(model)
+    z_train = sig.representations(rec, to_unit_range(train_set))
+    z_test = sig.representations(rec, to_unit_range(test_set))
+    z_grey = sig.representations(rec, to_unit_range(grey(test_set)))
+    grey_figs = recognition_report.figures_from_features(z_grey, z_grey, world)["all"]
+    probes = {n: sig.heldout_probe_r2(z_train, truth_train[n], z_test, truth_test[n])
+              for n in SHAPE + COLOUR + OTHER}
+    return {"all": figs["all"], "grey": grey_figs, "probe_r2": probes,
+            "mean shape R2": float(np.mean([probes[n] for n in SHAPE])),
+            "mean colour R2": float(np.mean([probes[n] for n in COLOUR]))}
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    from interp_fr import recipes, reference_models
+    from interp_fr.common.atomic_io import atomic_save_text
+    from interp_fr.data import dat_files, mat_files, synthetic_world
+    t0 = time.perf_counter()
+    work = a.work or os.path.join(a.out, "work")
+    world = os.path.join(work, f"world_seed{a.seed}")
+    if not os.path.isfile(os.path.join(world, "world.json")):
+        synthetic_world.build_world(world, synthetic_world.WorldConfig(seed=a.seed))
+    recipe = dataclasses.replace(recipes.Recipe(), pretrain_steps=a.steps, seed=a.seed,
+                                 colour_jitter=a.colour_jitter)
+    t_train = time.perf_counter()
+    jittered = recipes.train_paper_model(recipe, "base", world,
+                                         os.path.join(work, "checkpoints"),
+                                         log=lambda m: print(m, flush=True))
+    train_seconds = time.perf_counter() - t_train
+
+    data = os.path.join(world, synthetic_world.DATA_DIR)
+    casia = dat_files.load_casia(data).images
+    c = int(round(mat_files.FRONTAL_TEMPLATE_SHIFT_110))
+    train_set = casia.read_range(0, len(casia))[:, c:c + 96, c:c + 96]
+    test = dat_files.open_ijba_images(data)
+    test_set = test.read_range(0, len(test))
+    attrs = os.path.join(world, synthetic_world.ATTR_DIR)
+    truth_train = dict(np.load(os.path.join(attrs, "casia_attributes.npz")))
+    truth_test = dict(np.load(os.path.join(attrs, "ijba_attributes.npz")))
+    for t in (truth_train, truth_test):
+        t["light_x"] = t["light_strength"] * np.cos(t["light_angle"])
+        t["occluder"] = (t["occluder"] > 0).astype(np.float64)
+
+    models = {f"{n} (reference)": reference_models.load_reference_model(n)[0]
+              for n in reference_models.available()}
+    models[f"base, colour jitter {a.colour_jitter:g} ({a.steps} steps, here)"] = \
+        jittered.model
+    rows = {}
+    for name, model in models.items():
+        print(f"measuring {name}", flush=True)
+        rows[name] = encoding_row(model, world, train_set, test_set, truth_train,
+                                  truth_test)
+
+    seconds = time.perf_counter() - t0
+    command = "python experiments/recogniser_encoding.py " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    lines = ["# What the recognisers of the synthetic world encode", "",
+             f"Command: `{command}`; machine: {machine}; {seconds:.0f} s "
+             f"(training {train_seconds:.0f} s). World of seed {a.seed}: fitted on its "
+             f"{len(train_set)} training images (centre crops), measured on its "
+             f"{len(test_set)} test images (other identities).", "",
+             "| model | TAR@1e-2 | TAR@1e-3 | rank-1 | grey TAR@1e-2 | grey rank-1 | "
+             "mean shape R2 | mean colour R2 | gender R2 | age R2 | facial hair R2 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        p = r["probe_r2"]
+        lines.append(
+            f"| {name} | {r['all']['tar_at_far_0.01']:.3f} | {r['all']['tar_at_far_0.001']:.3f}"
+            f" | {r['all']['rank1']:.3f} | {r['grey']['tar_at_far_0.01']:.3f} | "
+            f"{r['grey']['rank1']:.3f} | {r['mean shape R2']:.3f} | "
+            f"{r['mean colour R2']:.3f} | {p['gender']:.3f} | {p['age']:.3f} | "
+            f"{p['facial_hair']:.3f} |")
+    lines += ["", "Held-out probe R2 per attribute:", "",
+              "| attribute | " + " | ".join(rows) + " |",
+              "|---|" + "---|" * len(rows)]
+    for n in SHAPE + COLOUR + OTHER:
+        lines.append(f"| {n} | " + " | ".join(f"{r['probe_r2'][n]:.3f}"
+                                              for r in rows.values()) + " |")
+    os.makedirs(a.out, exist_ok=True)
+    atomic_save_text(os.path.join(a.out, "encoding.md"), "\n".join(lines) + "\n")
+    atomic_save_text(os.path.join(a.out, "encoding.json"), json.dumps(
+        {"command": command, "machine": machine, "seconds": seconds,
+         "train_seconds": train_seconds, "models": rows}, indent=1, default=float))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -64,19 +64,49 @@ from attr_recovery.attribute_reader import as_unit_images
 from interp_fr.common.atomic_io import atomic_save_text, atomic_write
 from interp_fr.common.json_safe import json_safe
 
-# Pose, landmark shape / expression descriptors and appearance: one readout
-# per concept, avoiding near-duplicates (e.g. skin_tone and skin_r/g/b, yaw
-# and lm_yaw) that would split a partial effect between collinear columns.
+# Pose, face shape, expression and appearance: one readout per concept,
+# avoiding near-duplicates (e.g. skin_tone and skin_r/g/b, yaw and lm_yaw) that
+# would split a partial effect between collinear columns. Where a concept has
+# alternatives the first the reader gives is used: the estimators' own heads
+# for shape and expression (trained on exact values, pose-invariant) before
+# the descriptors of the estimated landmarks, which change with pose.
 DEFAULT_ATTRIBUTES = (
     "yaw", "pitch", "roll",
-    "lm_jaw_width", "lm_face_length", "lm_eye_spacing", "lm_eye_size",
-    "lm_nose_length", "lm_mouth_width",
-    "lm_smile", "lm_mouth_open", "lm_brow_raise",
+    ("jaw_width", "lm_jaw_width"), ("face_length", "lm_face_length"),
+    ("eye_spacing", "lm_eye_spacing"), ("eye_size", "lm_eye_size"),
+    ("nose_length", "lm_nose_length"), ("mouth_width", "lm_mouth_width"),
+    ("smile", "lm_smile"), ("mouth_open", "lm_mouth_open"),
+    ("brow_raise", "lm_brow_raise"),
     "gender", "age", "skin_tone", "facial_hair", "hair_lightness",
     "occluder", "light_x", "light_y",
     # metadata heads
     "indoor", "eyes_visible", "nose_mouth_visible",
 )
+
+# An attribute whose estimate explains less of its exact value than this
+# (squared Pearson r, when the exact values are known) is not measured: its
+# estimate is some other attribute's (e.g. a smile estimator that reads mouth
+# width) and would give that attribute's significance to the wrong name.
+MIN_ESTIMATOR_R2 = 0.5
+
+
+def default_names(available, wanted=DEFAULT_ATTRIBUTES):
+    """The attribute names to measure: each entry of ``wanted`` that is in
+    ``available``; for a tuple of alternatives, the first that is.
+
+    Args:
+      available: names the reader gives (any container).
+      wanted: names and tuples of alternative names.
+    Returns: list of names.
+    """
+    out = []
+    for entry in wanted:
+        options = entry if isinstance(entry, tuple) else (entry,)
+        for name in options:
+            if name in available:
+                out.append(name)
+                break
+    return out
 
 
 class CallableDecoder:
@@ -316,7 +346,7 @@ def _matrix(values, names):
 def compute_significance(recognition, decoder, reader, images, names=None, truth=None,
                          subjects=None, calibration_images=32, ridge=1e-3,
                          min_response=0.25, batch_size=64, features=None,
-                         null_permutations=20):
+                         null_permutations=20, min_estimator_r2=MIN_ESTIMATOR_R2):
     """All measures of the module docstring on reference images.
 
     Args:
@@ -326,9 +356,11 @@ def compute_significance(recognition, decoder, reader, images, names=None, truth
         response are skipped).
       reader: images -> dict name -> [N] (an `AttributeReader` or any callable).
       images: [N, H, W, 3] uint8 or float in [-1, 1] (held-out faces).
-      names: attribute names (default: `DEFAULT_ATTRIBUTES` the reader gives);
-        names whose estimates do not vary over the images are dropped.
-      truth: optional dict name -> [N] exact values (relative recoverability).
+      names: attribute names (default: `default_names` of what the reader
+        gives); names whose estimates do not vary over the images are dropped.
+      truth: optional dict name -> [N] exact values (relative recoverability);
+        attributes whose estimate has r^2 < ``min_estimator_r2`` with them are
+        not measured (listed in ``unreadable``).
       subjects: optional [N] subject ids (probe folds).
       calibration_images: faces used for the decoder response.
       ridge: penalty of the partial-effect regression (relative to N).
@@ -336,21 +368,31 @@ def compute_significance(recognition, decoder, reader, images, names=None, truth
       batch_size: batch of R.
       features: optional precomputed R(images) [N, d] (unit rows).
       null_permutations: permutations for the noise floor (0: none).
+      min_estimator_r2: see ``truth``.
     Returns: dict with ``names`` (ranked by sensitivity), ``attributes``
       (name -> measures), ``directions`` [k, d] (rows in ``names`` order, per
       calibrated unit), ``units`` [k], ``means`` [k] (natural units),
-      ``reference_images``, ``feature_dim``, ``ranking`` (text of the measure).
+      ``reference_images``, ``feature_dim``, ``ranking`` (text of the measure),
+      ``unreadable`` (name -> r^2 of the estimate with the exact value, for
+      the attributes left out).
     """
     x = as_unit_images(images)
     z = normalise(representations(recognition, x, batch_size) if features is None
                   else features)
     a_real = reader(x)
-    names = [n for n in (DEFAULT_ATTRIBUTES if names is None else names) if n in a_real]
-    kept = []
+    names = (default_names(a_real) if names is None
+             else [n for n in names if n in a_real])
+    kept, unreadable = [], {}
     for n in names:
         v = np.asarray(a_real[n], np.float64)
-        if np.all(np.isfinite(v)) and v.std() > 1e-9:
-            kept.append(n)
+        if not (np.all(np.isfinite(v)) and v.std() > 1e-9):
+            continue
+        if truth is not None and n in truth:
+            r2 = pearson(v, truth[n]) ** 2
+            if r2 < min_estimator_r2:
+                unreadable[n] = r2
+                continue
+        kept.append(n)
     if not kept:
         raise ValueError("no attribute varies over the reference images")
     names = kept
@@ -407,7 +449,7 @@ def compute_significance(recognition, decoder, reader, images, names=None, truth
     return {"names": ranked, "attributes": {n: out[n] for n in ranked},
             "directions": directions[order], "units": units[order],
             "means": means[order], "reference_images": int(len(z)),
-            "feature_dim": int(z.shape[1]),
+            "feature_dim": int(z.shape[1]), "unreadable": unreadable,
             "ranking": "sensitivity: mean 1 - cos(z, normalise(z +- b_j)), b_j = "
                        "partial effect of one calibrated unit (1 std) of attribute j"}
 
@@ -435,6 +477,10 @@ def format_significance_table(result):
             f"{f(m.get('relative_recoverability'), '.3f'):>8} "
             f"{f(m['probe_r2'], '.3f'):>8} {f(m.get('decoder_response'), '.3f'):>8} "
             f"{f(m['unit_size'], '.3g'):>6} {m['unit']}")
+    if result.get("unreadable"):
+        lines.append("not measured (the estimate explains too little of the exact value, "
+                     "r^2): " + ", ".join(f"{n} {r2:.2f}"
+                                          for n, r2 in result["unreadable"].items()))
     return "\n".join(lines)
 
 
@@ -443,7 +489,8 @@ def significance_json(result):
     return json_safe({"names": list(result["names"]), "attributes": result["attributes"],
                       "units": result["units"], "means": result["means"],
                       "reference_images": result["reference_images"],
-                      "feature_dim": result["feature_dim"], "ranking": result["ranking"]})
+                      "feature_dim": result["feature_dim"], "ranking": result["ranking"],
+                      "unreadable": result.get("unreadable", {})})
 
 
 DIRECTIONS_FILE = "significance_directions.npz"
@@ -453,10 +500,13 @@ CHART_FILE = "significance.png"
 
 
 def save_directions(path, result, threshold=None):
-    """Writes names, directions, units and means (``.npz``, atomic) for `explain_pair`."""
+    """Writes names, directions, units, means and whether each effect is above
+    its noise floor (``.npz``, atomic) for `explain_pair`."""
     buf = io.BytesIO()
+    above = [bool(result["attributes"][n].get("above_noise", True))
+             for n in result["names"]]
     np.savez(buf, names=np.asarray(result["names"]), directions=result["directions"],
-             units=result["units"], means=result["means"],
+             units=result["units"], means=result["means"], above_noise=np.asarray(above),
              threshold=np.nan if threshold is None else float(threshold))
     with atomic_write(path, "wb") as f:
         f.write(buf.getvalue())
@@ -465,10 +515,14 @@ def save_directions(path, result, threshold=None):
 
 def load_directions(path):
     """dict with ``names`` (list), ``directions`` [k, d], ``units``, ``means``,
+    ``above_noise`` (bool [k]; all True in files written before it was stored),
     ``threshold`` (float or None) from a `save_directions` file."""
     with np.load(path) as f:
         thr = float(f["threshold"])
-        return {"names": [str(n) for n in f["names"]], "directions": f["directions"],
+        names = [str(n) for n in f["names"]]
+        above = (f["above_noise"].astype(bool) if "above_noise" in f.files
+                 else np.ones(len(names), bool))
+        return {"names": names, "directions": f["directions"], "above_noise": above,
                 "units": f["units"], "means": f["means"],
                 "threshold": None if np.isnan(thr) else thr}
 

@@ -11,7 +11,14 @@ face with attribute j changed by t units. Along that path
 
 so the smallest |t| at which the decision flips solves
 (c + t beta)^2 = thr^2 (1 + 2 t alpha + t^2 q) (a quadratic; roots where the
-unsquared equation holds). Per attribute we report:
+unsquared equation holds).
+
+Only attributes R measurably encodes are moved: a partial effect no larger
+than its permutation noise floor (``attribute_significance``, measure 5) is a
+direction fitted to chance, and a decision "flipped" along it says nothing
+about the attribute (its decoded face shows no change in it either). Such
+attributes are reported as not encoded and get no counterfactual. Per
+attribute we report:
 
 - ``flip_change``: that signed t in calibrated units (and in natural units),
   or none when no change within ``max_units`` flips the decision;
@@ -74,7 +81,7 @@ def moved(z, direction, t):
 
 def explain_pair(z1, z2, directions, names, threshold, units=None, attributes1=None,
                  attributes2=None, decoder=None, reader=None, max_units=6.0,
-                 overshoot=1.05):
+                 overshoot=1.05, encoded=None):
     """Per-attribute counterfactual explanation of the decision on (z1, z2).
 
     Args:
@@ -89,6 +96,9 @@ def explain_pair(z1, z2, directions, names, threshold, units=None, attributes1=N
       reader: optional attribute reader (decoded attribute changes).
       max_units: flips further than this many units count as impossible.
       overshoot: the counterfactual face is decoded at overshoot * t.
+      encoded: optional [k] bools, whether R encodes attribute j above the
+        noise floor (``above_noise``); False ones are not moved (reported
+        with ``encoded`` False). None: all are.
     Returns: dict: ``similarity``, ``threshold``, ``decision``, ``attributes``
       (name -> measures, in input order), ``order`` (names by contribution),
       and when a decoder is given ``images`` {"decoded_1", "decoded_2",
@@ -102,14 +112,16 @@ def explain_pair(z1, z2, directions, names, threshold, units=None, attributes1=N
     result = {"similarity": sim, "threshold": float(threshold),
               "decision": "same" if same else "different", "attributes": {}}
     inv = {}
+    encoded = np.ones(len(names), bool) if encoded is None else np.asarray(encoded, bool)
     for j, name in enumerate(names):
-        t = flip_step(z1, z2, directions[j], threshold, max_units)
-        m = {"flippable": bool(np.isfinite(t)),
+        t = (flip_step(z1, z2, directions[j], threshold, max_units) if encoded[j]
+             else float("nan"))
+        m = {"encoded": bool(encoded[j]), "flippable": bool(np.isfinite(t)),
              "flip_change": t if np.isfinite(t) else None,
              "flip_change_natural": float(t * units[j]) if np.isfinite(t) else None,
              "unit_size": float(units[j])}
         inv[name] = 1.0 / max(abs(t), 1e-12) if np.isfinite(t) else 0.0
-        if attributes1 is not None and attributes2 is not None and \
+        if encoded[j] and attributes1 is not None and attributes2 is not None and \
                 name in attributes1 and name in attributes2:
             d = (float(attributes2[name]) - float(attributes1[name])) / units[j]
             gain = float(moved(z1, directions[j], d) @ z2 - sim)

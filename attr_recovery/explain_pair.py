@@ -56,7 +56,7 @@ def main(argv):
         z[0], z[1], directions["directions"], directions["names"], threshold,
         units=directions["units"], attributes1={k: v[0] for k, v in a.items()},
         attributes2={k: v[1] for k, v in a.items()}, decoder=decoder, reader=reader,
-        max_units=FLAGS.max_units)
+        max_units=FLAGS.max_units, encoded=directions["above_noise"])
     os.makedirs(FLAGS.out_dir, exist_ok=True)
     doc = counterfactual.pair_json(exp)
     doc.update(image1=FLAGS.image1, image2=FLAGS.image2)
@@ -68,7 +68,8 @@ def main(argv):
     for name in exp["order"]:
         m = exp["attributes"][name]
         flip = (f"flips at {m['flip_change']:+.2f} units" if m["flippable"]
-                else "cannot flip it")
+                else "cannot flip it" if m["encoded"]
+                else "not encoded by R above the noise floor")
         print(f"  {name:<18} contribution {m['contribution']:.3f}  {flip}")
 
 

@@ -32,6 +32,11 @@ NUISANCE_ATTRIBUTES = (
     "yaw", "pitch", "roll", "smile", "mouth_open", "brow_raise", "light_x",
     "light_y", "occluder")
 MEASURES = ("sensitivity", "probe_r2")
+# Estimator readouts that stand for identity attributes of the world (the
+# significance of the main job measures these, not the exact rgb values).
+IDENTITY_READOUTS = IDENTITY_ATTRIBUTES + ("skin_tone", "hair_lightness") + tuple(
+    "lm_" + n for n in IDENTITY_ATTRIBUTES[:6])
+NUISANCE_READOUTS = NUISANCE_ATTRIBUTES + ("lm_smile", "lm_mouth_open", "lm_brow_raise")
 
 
 def truth_table(attributes):

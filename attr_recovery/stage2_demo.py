@@ -26,7 +26,7 @@ import numpy as np
 
 from attr_recovery import attribute_significance as sig
 from attr_recovery import (attribute_data, counterfactual, estimator_training,
-                           face_geometry, stage2_figures, stage2_io)
+                           face_geometry, significance_truth, stage2_figures, stage2_io)
 from interp_fr.data.image_scaling import to_unit_range
 from attr_recovery.baseline_decoder import RidgeDecoder
 from interp_fr.common.atomic_io import atomic_save_text
@@ -171,6 +171,15 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
     figures["significance ranking (sensitivity; * = not above the noise floor)"] = [
         f"{n}: {m['sensitivity']:.2e}{'' if m.get('above_noise', True) else ' *'}"
         for n, m in list(result["attributes"].items())[:8]]
+    if result.get("unreadable"):
+        figures["not measured (estimate vs exact value r^2 below "
+                f"{sig.MIN_ESTIMATOR_R2})"] = {n: round(v, 3) for n, v in
+                                               result["unreadable"].items()}
+    # The world knows which attributes make an identity (significance_truth).
+    figures["sensitivity ranking AUC, identity over nuisance attributes"] = round(
+        significance_truth.ranking_auc(
+            {n: m["sensitivity"] for n, m in result["attributes"].items()},
+            significance_truth.IDENTITY_READOUTS, significance_truth.NUISANCE_READOUTS), 3)
     figures["recoverability r (decoded vs real, top 5)"] = {
         n: round(m["recoverability"], 3) for n, m in sorted(
             result["attributes"].items(),
@@ -189,7 +198,9 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
         exp = counterfactual.explain_pair(
             z[i], z[j], result["directions"], result["names"], threshold,
             units=result["units"], attributes1={k: v[0] for k, v in a.items()},
-            attributes2={k: v[1] for k, v in a.items()}, decoder=decoder, reader=reader)
+            attributes2={k: v[1] for k, v in a.items()}, decoder=decoder, reader=reader,
+            encoded=[result["attributes"][n].get("above_noise", True)
+                     for n in result["names"]])
         doc = counterfactual.pair_json(exp)
         doc.update(pair_rows=[int(held.rows[i]), int(held.rows[j])], reason=reason,
                    subjects=[int(held.subjects[i]), int(held.subjects[j])])

@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 
@@ -31,6 +30,8 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+from experiments import provenance  # noqa: E402
 
 SHAPE = ("jaw_width", "face_length", "eye_spacing", "eye_size", "nose_length",
          "mouth_width")
@@ -121,9 +122,8 @@ def main(argv=None):
                                   truth_test)
 
     seconds = time.perf_counter() - t0
-    command = "python experiments/recogniser_encoding.py " + " ".join(
-        sys.argv[1:] if argv is None else argv)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    command = provenance.command_line("experiments/recogniser_encoding.py", argv)
+    machine = provenance.machine_description()
     lines = ["# What the recognisers of the synthetic world encode", "",
              f"Command: `{command}`; machine: {machine}; {seconds:.0f} s "
              f"(training {train_seconds:.0f} s). World of seed {a.seed}: fitted on its "

@@ -56,6 +56,9 @@ def parse_args(argv=None):
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--pretrain_steps", type=int, default=2400)
     p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--colour_jitter", type=float, default=0.0, help="strength of the "
+                   "training images' colour jitter (0: none, as the original; see "
+                   "data.pipeline.jitter_colours)")
     p.add_argument("--export", default=None, help="write the first seed's models "
                    "as reference weights into this folder")
     return p.parse_args(argv)
@@ -63,7 +66,7 @@ def parse_args(argv=None):
 
 def _recipe(a, seed):
     return dataclasses.replace(recipes.Recipe(), pretrain_steps=a.pretrain_steps,
-                               max_steps=a.steps, seed=seed)
+                               max_steps=a.steps, seed=seed, colour_jitter=a.colour_jitter)
 
 
 def run_seed(a, seed, work, log):

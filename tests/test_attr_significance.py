@@ -244,3 +244,59 @@ def test_heldout_probe_r2_reads_encoded_and_misses_absent_attributes():
                                   rng.normal(size=300))
     assert -0.1 < absent < 0.02
     assert np.isnan(sig.heldout_probe_r2(z_fit, t_fit, z_new, np.ones(300)))
+
+
+def test_default_names_prefer_the_first_alternative_the_reader_gives():
+    wanted = ("yaw", ("jaw_width", "lm_jaw_width"), ("smile", "lm_smile"), "gender")
+    assert sig.default_names({"yaw", "jaw_width", "lm_jaw_width", "lm_smile"},
+                             wanted) == ["yaw", "jaw_width", "lm_smile"]
+    # The shipped estimators' heads replace the pose-dependent landmark descriptors.
+    names = sig.default_names(set(sig.default_names.__defaults__[0][3]) |
+                              {"lm_jaw_width", "yaw"})
+    assert names == ["yaw", "jaw_width"]
+
+
+def test_an_attribute_the_estimator_cannot_read_is_not_measured(toy):
+    """A reader whose "tint" is in truth the (unmeasured) eye attribute, as a
+    smile estimator that reads mouth width, gives tint the eye's significance;
+    with the exact values known, tint is left out and named instead."""
+    world, a, images, _ = toy
+
+    def confused(x):
+        out = world.reader(x)
+        out["tint"] = out["eye"] + 0.1 * out["tint"]
+        return out
+
+    names = ("jaw", "nose", "tint", "colour")
+    truth = {n: a[:, j] for j, n in enumerate(NAMES)}
+    plain = sig.compute_significance(world.recognition, None, confused, images,
+                                     names=names, null_permutations=0)
+    assert plain["names"][:2] == ["jaw", "tint"]      # wrongly second, for eye
+    checked = sig.compute_significance(world.recognition, None, confused, images,
+                                       names=names, truth=truth, null_permutations=0)
+    assert checked["names"] == ["jaw", "nose", "colour"]
+    r2 = checked["unreadable"]["tint"]
+    assert r2 == pytest.approx(0.01 / 1.01, abs=0.01)     # var(0.1 t) / var(eye + 0.1 t)
+    assert "tint 0.01" in sig.format_significance_table(checked)
+
+
+def test_attributes_not_encoded_get_no_counterfactual(toy, tmp_path):
+    world, _, _, result = toy
+    above = [result["attributes"][n]["above_noise"] for n in result["names"]]
+    assert above[:3] == [True] * 3 and not above[4]
+    _, _, _, free = _explain(toy, -0.002)
+    x1, x2, thr, _ = _explain(toy, -0.002)
+    z1, z2 = world.recognition(x1)[0], world.recognition(x2)[0]
+    encoded = [n != "jaw" for n in result["names"]]
+    exp = cf.explain_pair(z1, z2, result["directions"], result["names"], thr,
+                          units=result["units"], decoder=world.decoder,
+                          reader=world.reader, encoded=encoded)
+    m = exp["attributes"]
+    assert not m["jaw"]["encoded"] and not m["jaw"]["flippable"]
+    assert "jaw" not in exp["images"] and m["jaw"]["contribution"] == 0.0
+    assert m["eye"]["flip_change"] == pytest.approx(free["attributes"]["eye"]["flip_change"])
+    assert exp["order"][0] == "eye"
+    # The flags travel with the saved directions.
+    path = sig.save_directions(str(tmp_path / "d.npz"), result, thr)
+    loaded = sig.load_directions(path)
+    np.testing.assert_array_equal(loaded["above_noise"], above)

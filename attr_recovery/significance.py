@@ -26,7 +26,7 @@ flags.DEFINE_integer("max_images", 400, "At most this many reference faces.")
 flags.DEFINE_string("out_dir", "significance", "Output folder.")
 flags.DEFINE_integer("calibration_images", 32, "Faces decoded per attribute for the "
                      "decoder response.")
-flags.DEFINE_integer("null_permutations", 20, "Permutations for the noise floor.")
+flags.DEFINE_integer("null_permutations", 200, "Permutations for the noise floor.")
 flags.DEFINE_list("attributes", None, "Attribute names (default: the standard set).")
 flags.mark_flags_as_required(["recognition", "decoder", "estimators"])
 

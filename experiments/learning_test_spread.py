@@ -24,6 +24,7 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from experiments import provenance  # noqa: E402
 from interp_fr.common.atomic_io import atomic_save_text  # noqa: E402
 
 LEARNING_TESTS = (
@@ -128,11 +129,9 @@ def main():
         run_tests(figures_file, control=True)
         with open(figures_file, encoding="utf-8") as f:
             rows = [json.loads(line) for line in f]
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
     meta = {"command": "python experiments/learning_test_spread.py " +
                        " ".join(sys.argv[1:]),
-            "machine": f"{cpu}, {os.cpu_count()} cores, {platform.platform()}",
+            "machine": f"{provenance.machine_description()}, {platform.platform()}",
             "seconds": time.perf_counter() - t0}
     summary = summarise(rows)
     atomic_save_text(os.path.join(args.out, "spread.json"),

@@ -13,12 +13,12 @@ Writes ``tolerance.md`` and ``tolerance.json``.
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from experiments import provenance  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -96,11 +96,9 @@ def main(argv=None):
     if a.protocol:
         rows["float32"] = {"figures": recognition_report.recogniser_figures(
             forward, world)}
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
     meta = {"command": "python experiments/precision_tolerance.py " + " ".join(
                 sys.argv[1:] if argv is None else argv),
-            "machine": f"{cpu}, {os.cpu_count()} cores",
+            "machine": provenance.machine_description(),
             "cpu_flags": sorted({"avx512_bf16", "amx_bf16"} & precision.cpu_flags()),
             "float32 seconds": times["float32"]}
     keys = [k for k in next(iter(rows.values())) if k != "figures"]

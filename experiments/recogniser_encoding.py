@@ -13,7 +13,10 @@ recipe and steps as the reference base otherwise), on the world of seed 0:
 * for each of the world's exact attributes, the R^2 on the test identities of
   a ridge read-out fitted on the training identities
   (`attribute_significance.heldout_probe_r2`): whether z encodes it in a way
-  that carries over to new people.
+  that carries over to new people;
+* the significance ranking with the exact attributes
+  (`significance_truth.check_against_truth`): whether it tells what each
+  model relies on (its top attributes and the identity-over-nuisance AUC).
 
 Writes ``encoding.md`` and ``encoding.json`` (command, machine, seconds).
 Training resumes from ``--work`` when interrupted.
@@ -50,6 +53,10 @@ def parse_args(argv=None):
                    "base CNN (the reference base had 4,400)")
     p.add_argument("--colour_jitter", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--also", default=None, help="a folder of exported paper models "
+                   "(reproduce_paper.py --export), measured too, e.g. a reproduction "
+                   "with colour jitter")
+    p.add_argument("--also_label", default="colour jitter", help="their row label")
     return p.parse_args(argv)
 
 
@@ -60,8 +67,10 @@ def grey(images):
 
 
 def encoding_row(model, world, train_set, test_set, truth_train, truth_test):
-    """Recognition figures (colour and grey) and held-out probe R^2 of one model."""
+    """Recognition figures (colour and grey), held-out probe R^2 and the
+    significance ranking of one model."""
     from attr_recovery import attribute_significance as sig
+    from attr_recovery import significance_truth
     from attr_recovery.recognition import as_recognition_model
     from interp_fr import features
     from interp_fr.data.image_scaling import to_unit_range
@@ -75,7 +84,13 @@ def encoding_row(model, world, train_set, test_set, truth_train, truth_test):
     grey_figs = recognition_report.figures_from_features(z_grey, z_grey, world)["all"]
     probes = {n: sig.heldout_probe_r2(z_train, truth_train[n], z_test, truth_test[n])
               for n in SHAPE + COLOUR + OTHER}
+    check = significance_truth.check_against_truth(z_test, truth_test,
+                                                   truth_test["subject"])
+    sens = check["measures"]["sensitivity"]
     return {"all": figs["all"], "grey": grey_figs, "probe_r2": probes,
+            "significance_auc": check["auc"]["sensitivity"],
+            "significance_top": sorted(sens, key=lambda n: -sens[n])[:8],
+            "sensitivity": sens,
             "mean shape R2": float(np.mean([probes[n] for n in SHAPE])),
             "mean colour R2": float(np.mean([probes[n] for n in COLOUR]))}
 
@@ -115,6 +130,10 @@ def main(argv=None):
               for n in reference_models.available()}
     models[f"base, colour jitter {a.colour_jitter:g} ({a.steps} steps, here)"] = \
         jittered.model
+    if a.also:
+        models.update({f"{n} ({a.also_label})":
+                       reference_models.load_reference_model(n, a.also)[0]
+                       for n in reference_models.available(a.also)})
     rows = {}
     for name, model in models.items():
         print(f"measuring {name}", flush=True)
@@ -140,6 +159,11 @@ def main(argv=None):
             f"{r['grey']['rank1']:.3f} | {r['mean shape R2']:.3f} | "
             f"{r['mean colour R2']:.3f} | {p['gender']:.3f} | {p['age']:.3f} | "
             f"{p['facial_hair']:.3f} |")
+    lines += ["", "Significance with the exact attributes (sensitivity; AUC of identity "
+              "over nuisance attributes):", "", "| model | AUC | top 8 |", "|---|---|---|"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {r['significance_auc']:.3f} | "
+                     f"{', '.join(r['significance_top'])} |")
     lines += ["", "Held-out probe R2 per attribute:", "",
               "| attribute | " + " | ".join(rows) + " |",
               "|---|" + "---|" * len(rows)]

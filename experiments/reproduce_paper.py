@@ -28,12 +28,12 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from experiments import provenance  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -158,11 +158,9 @@ def main(argv=None):
                 os.path.join(a.out, "learning_curves.png"),
                 step_offsets={"sad_only": a.pretrain_steps, "full": a.pretrain_steps})
         md, js = table(records)
-        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                    if line.startswith("model name")), platform.processor())
         run = {"command": "python experiments/reproduce_paper.py " + " ".join(
                    sys.argv[1:] if argv is None else argv),
-               "machine": f"{cpu}, {os.cpu_count()} cores", "seeds_done": [
+               "machine": provenance.machine_description(), "seeds_done": [
                    r["seed"] for r in records],
                "seconds_this_invocation": time.perf_counter() - t0,
                "train_seconds": {str(r["seed"]): {n: r["models"][n]["train_seconds"]

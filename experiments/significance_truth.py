@@ -13,12 +13,12 @@ identity attributes from the nuisance ones. Writes ``auc.md`` and ``auc.json``
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from experiments import provenance  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -64,11 +64,9 @@ def main(argv=None):
         results[name] = st.check_against_truth(z, attrs, attrs["subject"])
         print(name, {k: round(v, 3) for k, v in results[name]["auc"].items()},
               flush=True)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
     meta = {"command": "python experiments/significance_truth.py " + " ".join(
                 sys.argv[1:] if argv is None else argv),
-            "machine": f"{cpu}, {os.cpu_count()} cores",
+            "machine": provenance.machine_description(),
             "seconds": time.perf_counter() - t0, "world_seed": a.world_seed,
             "identity_attributes": list(st.IDENTITY_ATTRIBUTES),
             "nuisance_attributes": list(st.NUISANCE_ATTRIBUTES)}

@@ -19,13 +19,13 @@ Writes ``report.md`` and ``report.json``.
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from experiments import provenance  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -96,10 +96,8 @@ def main():
                          sensitivity=truth["measures"]["sensitivity"])
             record["models"][label] = entry
             print(label, {k: round(v, 3) for k, v in truth["auc"].items()}, flush=True)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
     record.update(command="python experiments/train_backbone_recognisers.py "
-                  + " ".join(sys.argv[1:]), machine=f"{cpu}, {os.cpu_count()} cores",
+                  + " ".join(sys.argv[1:]), machine=provenance.machine_description(),
                   seconds=time.perf_counter() - t_start)
     md = ["# The attribute-recovery backbones as recognisers of the synthetic world", "",
           f"Command: `{record['command']}`; machine: {record['machine']}; "

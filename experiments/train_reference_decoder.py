@@ -18,7 +18,6 @@ figures and this command, one model-only checkpoint).
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -26,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The checkout's packages (and reference_weights/), not an installed copy.
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from experiments import provenance  # noqa: E402
 
 from attr_recovery import demo_stage, reference_decoder, training  # noqa: E402
 from interp_fr import reference_models  # noqa: E402
@@ -62,11 +62,6 @@ def report_markdown(record):
         lines.append(f"![unseen]({os.path.basename(f['grid, unseen subjects'])})")
     lines += ["", f"Eigen-features: ![eigen]({os.path.basename(f['eigen features'])})", ""]
     return "\n".join(lines)
-
-
-def _cpu():
-    return next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                 if line.startswith("model name")), platform.processor())
 
 
 def main():
@@ -119,7 +114,7 @@ def main():
     record = dict(figures=figures, steps=int(trainer.step.numpy()),
                   train_seconds_this_call=train_seconds, train_seconds_total=total,
                   seconds_this_call=time.perf_counter() - t_start,
-                  command=command, machine=f"{_cpu()}, {os.cpu_count()} cores",
+                  command=command, machine=provenance.machine_description(),
                   config={k: v for k, v in vars(args).items()})
     os.makedirs(args.out, exist_ok=True)
     atomic_save_text(os.path.join(args.out, "report.json"),

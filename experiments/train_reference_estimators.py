@@ -15,7 +15,6 @@ figures and this command, one model-only checkpoint).
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -23,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The checkout's packages (and reference_weights/), not an installed copy.
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from experiments import provenance  # noqa: E402
 
 from attr_recovery import estimator_training, reference_estimators  # noqa: E402
 from interp_fr.common.atomic_io import atomic_save_text  # noqa: E402
@@ -54,11 +54,6 @@ def report_markdown(record):
     return "\n".join(lines) + "\n"
 
 
-def _cpu():
-    return next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                 if line.startswith("model name")), platform.processor())
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", required=True)
@@ -85,7 +80,7 @@ def main():
     command = "python " + " ".join(sys.argv)
     record = dict(metrics=metrics, steps=int(trainer.step.numpy()), command=command,
                   seconds_this_call=time.perf_counter() - t_start,
-                  machine=f"{_cpu()}, {os.cpu_count()} cores", config=vars(args))
+                  machine=provenance.machine_description(), config=vars(args))
     os.makedirs(args.out, exist_ok=True)
     atomic_save_text(os.path.join(args.out, "report.json"),
                      json.dumps(json_safe(record), indent=1))

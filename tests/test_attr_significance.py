@@ -300,3 +300,29 @@ def test_attributes_not_encoded_get_no_counterfactual(toy, tmp_path):
     path = sig.save_directions(str(tmp_path / "d.npz"), result, thr)
     loaded = sig.load_directions(path)
     np.testing.assert_array_equal(loaded["above_noise"], above)
+
+
+def test_noise_floor_is_corrected_for_the_number_of_attributes():
+    """Twenty attributes unrelated to z: at a plain 95th-percentile floor about
+    one passes by chance; at the family-wise floor none does."""
+    rng = np.random.default_rng(11)
+    subjects = np.repeat(np.arange(100), 4)
+    z = sig.normalise(rng.normal(size=(100, 32))[subjects] + 0.5 * rng.normal(size=(400, 32)))
+    a = rng.normal(size=(400, 20))
+    names = [f"a{j}" for j in range(20)]
+    images = np.zeros((400, 2, 2, 3), np.float32)
+
+    def reader(_):
+        return {n: a[:, j] for j, n in enumerate(names)}
+
+    result = sig.compute_significance(lambda x: z, None, reader, images, names=names,
+                                      subjects=subjects, features=z)
+    assert not any(m["above_noise"] for m in result["attributes"].values())
+    s = (a - a.mean(0)) / a.std(0)
+    j = names.index(result["names"][0])
+    assert result["attributes"][names[j]]["noise_floor"] == pytest.approx(
+        sig.noise_floor(z, s, j, permutations=200, quantile=1 - 0.05 / 20,
+                        subjects=subjects))
+    plain = [sig.cosine_drop(z, d)[0] > sig.noise_floor(z, s, k, subjects=subjects)
+             for k, d in enumerate(sig.partial_effect_directions(z, s))]
+    assert sum(plain) >= 1

@@ -33,7 +33,13 @@ attribute we report:
   reader, the estimated attribute change it shows (``decoded_change``) and
   the largest change it shows in any other attribute
   (``decoded_largest_other`` / ``decoded_largest_other_change``): whether
-  the counterfactual changes the face along that attribute only.
+  the counterfactual changes the face along that attribute only. With
+  ``rendered`` given, "any other attribute" means any other the decoder
+  renders (its estimate on decoded faces follows the one on real faces,
+  ``attribute_significance`` recoverability): on the others the estimator's
+  reading of a decoded face does not measure that attribute (a decoder of a
+  recogniser that carries no gender draws faces the gender head reads
+  erratically), so a change in it is no evidence of a side effect.
 """
 import numpy as np
 
@@ -79,9 +85,13 @@ def moved(z, direction, t):
     return normalise((np.asarray(z, np.float64) + t * np.asarray(direction))[None])[0]
 
 
+# Attribute changes (calibrated units) beyond which a flip counts as impossible.
+MAX_UNITS = 6.0
+
+
 def explain_pair(z1, z2, directions, names, threshold, units=None, attributes1=None,
-                 attributes2=None, decoder=None, reader=None, max_units=6.0,
-                 overshoot=1.05, encoded=None):
+                 attributes2=None, decoder=None, reader=None, max_units=MAX_UNITS,
+                 overshoot=1.05, encoded=None, rendered=None):
     """Per-attribute counterfactual explanation of the decision on (z1, z2).
 
     Args:
@@ -99,6 +109,8 @@ def explain_pair(z1, z2, directions, names, threshold, units=None, attributes1=N
       encoded: optional [k] bools, whether R encodes attribute j above the
         noise floor (``above_noise``); False ones are not moved (reported
         with ``encoded`` False). None: all are.
+      rendered: optional names of the attributes the decoder renders (the
+        side-effect check looks at these); None: all.
     Returns: dict: ``similarity``, ``threshold``, ``decision``, ``attributes``
       (name -> measures, in input order), ``order`` (names by contribution),
       and when a decoder is given ``images`` {"decoded_1", "decoded_2",
@@ -153,7 +165,8 @@ def explain_pair(z1, z2, directions, names, threshold, units=None, attributes1=N
                 if n in changes:
                     m = result["attributes"][n]
                     m["decoded_change"] = changes[n]
-                    others = {k: v for k, v in changes.items() if k != n}
+                    others = {k: v for k, v in changes.items() if k != n and
+                              (rendered is None or k in rendered)}
                     if others:
                         worst = max(others, key=lambda k: abs(others[k]))
                         m["decoded_largest_other"] = worst

@@ -31,7 +31,8 @@ flags.DEFINE_string("image1", None, "First face: FILE.dat:ROW or an image file."
 flags.DEFINE_string("image2", None, "Second face: FILE.dat:ROW or an image file.")
 flags.DEFINE_float("threshold", None, "Cosine threshold (default: the one stored "
                    "with the directions).")
-flags.DEFINE_float("max_units", 6.0, "Largest attribute change tried (calibrated units).")
+flags.DEFINE_float("max_units", counterfactual.MAX_UNITS,
+                   "Largest attribute change tried (calibrated units).")
 flags.DEFINE_string("out_dir", "explanation", "Output folder.")
 flags.mark_flags_as_required(["recognition", "decoder", "estimators", "significance_dir",
                               "image1", "image2"])

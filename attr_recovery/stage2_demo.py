@@ -33,6 +33,9 @@ from interp_fr.common.atomic_io import atomic_save_text
 
 ESTIMATOR_SUBDIR = "estimators"
 EXPLANATION_PNG = "explanation.png"
+# Decoded-vs-real r from which the decoder counts as rendering an attribute
+# (the counterfactual side-effect check looks at those).
+MIN_RECOVERABILITY = 0.5
 EXPLANATION_JSON = "explanation.json"
 
 
@@ -200,7 +203,9 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
             units=result["units"], attributes1={k: v[0] for k, v in a.items()},
             attributes2={k: v[1] for k, v in a.items()}, decoder=decoder, reader=reader,
             encoded=[result["attributes"][n].get("above_noise", True)
-                     for n in result["names"]])
+                     for n in result["names"]],
+            rendered=[n for n, m in result["attributes"].items()
+                      if m.get("recoverability", 0.0) >= MIN_RECOVERABILITY])
         doc = counterfactual.pair_json(exp)
         doc.update(pair_rows=[int(held.rows[i]), int(held.rows[j])], reason=reason,
                    subjects=[int(held.subjects[i]), int(held.subjects[j])])
@@ -216,7 +221,10 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
             f"{exp['similarity']:.3f} vs threshold {threshold:.3f} -> {exp['decision']}")
         figures["top contributions" + label] = {
             name: _contribution_text(exp["attributes"][name])
-            for name in exp["order"][:3] if exp["attributes"][name]["flippable"]}
+            for name in exp["order"][:3] if exp["attributes"][name]["flippable"]} or (
+            f"none: no attribute R encodes above the noise floor ("
+            f"{', '.join(n for n in exp['order'] if exp['attributes'][n]['encoded'])}) "
+            f"flips it within {counterfactual.MAX_UNITS:g} units")
         figures["explanation figure" + label] = exp_png
         figures["explanation json" + label] = exp_json
     figures["explanation seconds"] = time.perf_counter() - t0

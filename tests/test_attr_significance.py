@@ -326,3 +326,19 @@ def test_noise_floor_is_corrected_for_the_number_of_attributes():
     plain = [sig.cosine_drop(z, d)[0] > sig.noise_floor(z, s, k, subjects=subjects)
              for k, d in enumerate(sig.partial_effect_directions(z, s))]
     assert sum(plain) >= 1
+
+
+def test_side_effects_are_read_on_rendered_attributes_only(toy):
+    world, _, _, result = toy
+    x1, x2, thr, free = _explain(toy, -0.002)
+    z1, z2 = world.recognition(x1)[0], world.recognition(x2)[0]
+    # colour decodes to 0 (the decoder cannot render it): a side-effect check
+    # on it would read nothing; restricted to jaw and eye, so is the answer.
+    exp = cf.explain_pair(z1, z2, result["directions"], result["names"], thr,
+                          units=result["units"], decoder=world.decoder,
+                          reader=world.reader, rendered=["jaw", "eye"])
+    m = exp["attributes"]
+    assert m["jaw"]["decoded_largest_other"] == "eye"
+    assert m["eye"]["decoded_largest_other"] == "jaw"
+    assert m["nose"]["decoded_largest_other"] in ("jaw", "eye")
+    assert m["jaw"]["decoded_change"] == free["attributes"]["jaw"]["decoded_change"]

@@ -19,7 +19,7 @@ the *output* by the demodulation factor around one ordinary batched conv. This
 is algebraically the per-sample weight the original builds
 (``conv(x, w * s) * d == conv(x * s, w) * d``), avoids grouped convolutions
 (not available for TF on CPU) and differs only in float rounding (verified
-<= 1e-4 against the per-sample-weight form in tests/test_attr_modules.py).
+<= 1e-4 against the per-sample-weight form in tests/attr_recovery/test_attr_modules.py).
 """
 import math
 

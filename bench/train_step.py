@@ -4,7 +4,7 @@ Three steps run in this process on the same batch (clean + occluded images,
 labels), each with Adam:
 
 * original: the original's training graph, built with tf.compat.v1 by the
-  parity tests' independent reference (``tests/tf1_reference.py``): the fused
+  parity tests' independent reference (``tests/reference/tf1_reference.py``): the fused
   batch-norm kernel, the peak mask as one op copy per sample, the filter
   diversity as one per k5 filter, the spatial diversity smoothing as a dense
   3x3 convolution with a C x C diagonal kernel followed by one op copy per

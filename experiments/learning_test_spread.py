@@ -6,7 +6,7 @@ Runs each test that asserts what training achieves (``LEARNING_TESTS``) with
 the seed offsets 0..seeds-1 (world, initialisation and data order all move),
 once more with ``TF_ENABLE_ONEDNN_OPTS=0`` (another kernel set, standing in for
 another CPU) and once as the untrained control (0 training steps), through the
-switches of ``tests/learning.py``. Each test records its figures and thresholds
+switches of ``tests/helpers/learning.py``. Each test records its figures and thresholds
 before asserting, so failing runs are measured too. Writes ``spread.json`` and
 ``spread.md`` (per figure: threshold, min / median / max over the seeds, the
 oneDNN-off value, the control's value, and whether the control fails it).
@@ -28,9 +28,9 @@ from experiments import provenance  # noqa: E402
 from interp_fr.common.atomic_io import atomic_save_text  # noqa: E402
 
 LEARNING_TESTS = (
-    "tests/test_training.py::test_short_run_learns_identities",
-    "tests/test_attr_training.py::test_decoding_stage_recovers_identity",
-    "tests/test_attr_estimators.py::test_short_training_beats_chance_on_held_out_identities",
+    "tests/core/test_training.py::test_short_run_learns_identities",
+    "tests/attr_recovery/test_attr_training.py::test_decoding_stage_recovers_identity",
+    "tests/attr_recovery/test_attr_estimators.py::test_short_training_beats_chance_on_held_out_identities",
 )
 
 

@@ -5,7 +5,7 @@
 Reads scikit-image's ``astronaut.png`` (public domain), finds the face and its
 68 landmarks (``interp_fr.data.photos``), and writes ``astronaut_landmarks.png``
 (the photo's face region with the 68 points and the hand-measured eye, nose and
-mouth positions of ``tests/test_photos.py``) and ``astronaut_aligned.png`` (the
+mouth positions of ``tests/data/test_photos.py``) and ``astronaut_aligned.png`` (the
 110 px CASIA and 96 px IJB-A crops with their landmarks).
 """
 import argparse

@@ -108,8 +108,9 @@ def main(argv=None):
     recipe = dataclasses.replace(recipes.Recipe(), pretrain_steps=a.steps, seed=a.seed,
                                  colour_jitter=a.colour_jitter)
     t_train = time.perf_counter()
-    jittered = recipes.train_paper_model(recipe, "base", world,
-                                         os.path.join(work, "checkpoints"),
+    # One folder per recipe: a run with other flags must not resume this one.
+    ckpt = os.path.join(work, f"checkpoints_jitter{a.colour_jitter:g}_steps{a.steps}")
+    jittered = recipes.train_paper_model(recipe, "base", world, ckpt,
                                          log=lambda m: print(m, flush=True))
     train_seconds = time.perf_counter() - t_train
 

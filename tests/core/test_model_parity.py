@@ -1,6 +1,6 @@
 """Parity of InterpFRNet + losses with an independent TF1 graph of the original.
 
-The reference (tests/tf1_reference.py) is trained a few Adam steps and saved
+The reference (tests/reference/tf1_reference.py) is trained a few Adam steps and saved
 as a TF1 checkpoint; the Keras model loads it by TF1 name and must reproduce
 the sampler outputs, the training-mode loss terms (dropout off), the moving
 statistics update and the gradients.
@@ -13,7 +13,7 @@ import interp_fr.model as model_module
 from interp_fr import losses
 from interp_fr.model import InterpFRNet
 from interp_fr.tf1_checkpoint import load_tf1_checkpoint
-from tests.tf1_reference import NUM_KEEP, SMALL_CONFIG, trained_reference
+from tests.reference.tf1_reference import NUM_KEEP, SMALL_CONFIG, trained_reference
 
 TOL = 1e-5
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 from interp_fr.model import InterpFRNet
 from interp_fr.export import api, frozen_graph as fg, saved_model as sm
 from tests.conftest import REPO_ROOT
-from tests.extract_helpers import CONFIG, TOLERANCE, exports, max_abs, world
+from tests.helpers.extract_helpers import CONFIG, TOLERANCE, exports, max_abs, world
 
 v1 = tf.compat.v1
 
@@ -142,7 +142,7 @@ def _original_style_frozen_graph(w, path):
     RefVariables (VariableV2) and a batch-1 placeholder, restored from the
     TF1 checkpoint by a v1 Saver and frozen with v1
     convert_variables_to_constants.  Returns the output op names."""
-    from tests.tf1_reference import TF1Reference
+    from tests.reference.tf1_reference import TF1Reference
     ref = TF1Reference.__new__(TF1Reference)
     ref.df_dim, ref.gfc_dim = CONFIG["df_dim"], CONFIG["gfc_dim"]
     ref.dfc_dim, ref.n_subjects = CONFIG["dfc_dim"], CONFIG["n_subjects"]

@@ -8,7 +8,7 @@ from interp_fr.layers import (FUSED_BN_MIN_EPSILON, PeakMask, TF1BatchNorm,
                               l2_normalize_channels, legacy_bilinear_resize,
                               peak_mask)
 from interp_fr.model import VARIANTS, InterpFRNet
-from tests.tf1_reference import SMALL_CONFIG
+from tests.reference.tf1_reference import SMALL_CONFIG
 
 
 def _numpy_legacy_resize(x, out_h, out_w):

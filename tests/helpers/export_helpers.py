@@ -39,7 +39,7 @@ def check_missing_model_is_one_line(module, suffix, tmp_path):
 def small_model():
     """A randomised df-4 InterpFRNet (12-d features) for export tests."""
     from interp_fr.model import InterpFRNet
-    from tests.extract_helpers import randomise
+    from tests.helpers.extract_helpers import randomise
     m = InterpFRNet(df_dim=4, gfc_dim=16, dfc_dim=12, n_subjects=5)
     m.build((None, 96, 96, 3))
     randomise(m, 0)

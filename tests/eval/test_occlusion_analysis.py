@@ -1,6 +1,6 @@
 """Feature change under occlusion: synthetic blocks, AR-style natural occlusion,
 block / filter-location overlap (the verification columns under occlusion:
-tests/test_recognition_report.py)."""
+tests/eval/test_recognition_report.py)."""
 import os
 
 import numpy as np
@@ -9,7 +9,7 @@ from PIL import Image
 
 from interp_fr.eval import occlusion_analysis as oa
 from interp_fr.eval import peak_locations as pl
-from tests.interp_helpers import region_cells, region_model, tiny_world
+from tests.helpers.interp_helpers import region_cells, region_model, tiny_world
 
 FAR_REGIONS = [(20, 24, 20, 24), (0, 3, 16, 24)]   # touch no block
 

@@ -1,6 +1,6 @@
 """Checkpoint converter: complete name maps, one error listing every problem, the CLI.
 
-Torch-free: checkpoints are assembled with tests/attr_forge.py from state dicts
+Torch-free: checkpoints are assembled with tests/reference/attr_forge.py from state dicts
 shaped by the name maps (parity with real torch modules is in
 test_attr_parity.py).
 """
@@ -13,7 +13,7 @@ from absl.testing import flagsaver
 from attr_recovery import convert_checkpoint as cc
 from attr_recovery.latent_transformer import IDDEncoder
 from attr_recovery.stylegan2 import Generator
-from tests import attr_forge as forge
+from tests.reference import attr_forge as forge
 
 SMALL_GEN = dict(size=8, style_dim=8, n_mlp=2, channels={4: 8, 8: 4})
 

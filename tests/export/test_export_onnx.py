@@ -5,7 +5,7 @@ is refused in one line. Needs the ``onnx`` extra (CI installs it)."""
 import pytest
 
 from interp_fr.export import api, onnx_export
-from tests import export_helpers
+from tests.helpers import export_helpers
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from interp_fr.data import mat_files
 from interp_fr.eval import peak_locations as pl
 from interp_fr.features import save_feature_text
 from tests.conftest import REPO_ROOT
-from tests.interp_helpers import tiny_world
+from tests.helpers.interp_helpers import tiny_world
 
 SQUARE = np.array([[0.0, 100.0, 100.0, 0.0], [0.0, 0.0, 100.0, 100.0]])
 SQUARE_TRIS = np.array([[0, 1, 2], [0, 2, 3]])

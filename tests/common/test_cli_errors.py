@@ -20,7 +20,7 @@ from interp_fr.common import cli, tf_logging
 from interp_fr.data import dat_files, synthetic_world
 from interp_fr.common.errors import DataFileError, check_finite, text_line_numbers
 from tests.conftest import REPO_ROOT
-from tests.test_packaging import _setup_literal
+from tests.core.test_packaging import _setup_literal
 
 # The command's own absl log records (progress before the failure, e.g.
 # "loaded 3 x 4 features"); TensorFlow's C++ records name a .cc file instead.
@@ -146,7 +146,7 @@ def test_converters_refuse_an_output_without_the_suffix(tmp_path, module, args):
 def test_extract_is_quiet_and_refuses_nan_features_from_the_model(tmp_path):
     from interp_fr import tf1_checkpoint
     from interp_fr.model import InterpFRNet
-    from tests.extract_helpers import CONFIG, world as extract_world
+    from tests.helpers.extract_helpers import CONFIG, world as extract_world
     w = extract_world()
     ok = _run("interp_fr.extract", "--model", w.tf1_dir, "--images", w.dat,
               "--output", tmp_path / "features.txt", "--progress", "False")

@@ -13,7 +13,7 @@ from interp_fr import extraction, features, model_loading as ml
 from interp_fr.common.errors import DataFileError
 from interp_fr.export import frozen_graph as fg
 from tests.conftest import REPO_ROOT
-from tests.extract_helpers import (CONFIG, NUM_IMAGES, TOLERANCE, exports,
+from tests.helpers.extract_helpers import (CONFIG, NUM_IMAGES, TOLERANCE, exports,
                                    max_abs, world)
 
 

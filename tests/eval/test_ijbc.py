@@ -11,7 +11,9 @@ import pytest
 from interp_fr.common.errors import DataFileError
 from interp_fr.eval import ijbc as C
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import REPO_ROOT  # noqa: E402
+
+REPO = REPO_ROOT
 
 META_HEADER = (["SUBJECT_ID", "FILENAME", "SIGHTING_ID", "FACIAL_HAIR", "AGE",
                 "INDOOR_OUTDOOR", "SKINTONE", "GENDER", "YAW", "ROLL"]

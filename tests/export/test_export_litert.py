@@ -5,7 +5,7 @@ refused in one line."""
 import pytest
 
 from interp_fr.export import api, litert
-from tests import export_helpers
+from tests.helpers import export_helpers
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import numpy as np
 from PIL import Image
 
 from interp_fr.eval import filter_heatmaps as fh
-from tests.interp_helpers import tiny_world
+from tests.helpers.interp_helpers import tiny_world
 
 
 def test_upsample_puts_a_cell_on_its_pixels():

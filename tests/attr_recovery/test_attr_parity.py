@@ -1,6 +1,6 @@
 """Parity of the Keras attribute-recovery modules with PyTorch references.
 
-Each torch reference (tests/attr_torch_ref.py, original layout and key names)
+Each torch reference (tests/reference/attr_torch_ref.py, original layout and key names)
 is saved with torch.save in zip and legacy formats, read back through our
 torch-free unpickler and converter, and compared on the same inputs (fixed
 noise). Tolerance: 1e-4 absolute.
@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests import attr_torch_ref as ref  # noqa: E402
+from tests.reference import attr_torch_ref as ref  # noqa: E402
 from attr_recovery import convert_checkpoint as cc  # noqa: E402
 from attr_recovery import torch_pickle  # noqa: E402
 from attr_recovery.equalized import EqualLinear, FusedLeakyReLU  # noqa: E402

@@ -15,7 +15,7 @@ from attr_recovery.attributes import SYNTHETIC_HEADS, head_set
 from attr_recovery.estimators import AttributeEstimator, soft_argmax
 from attr_recovery.baseline_decoder import RidgeDecoder
 from interp_fr.data import mat_files, synthetic_world
-from tests import learning
+from tests.helpers import learning
 from tests.conftest import REPO_ROOT
 from interp_fr.data import image_scaling
 

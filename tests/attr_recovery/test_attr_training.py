@@ -14,7 +14,7 @@ from attr_recovery import demo_stage, recognition, training
 from interp_fr import training as fr_training
 from interp_fr.data import synthetic_world
 from interp_fr.model import InterpFRNet
-from tests import learning
+from tests.helpers import learning
 from tests.conftest import REPO_ROOT
 
 # The decoding test's budget and rank-1 threshold (spread over seeds and kernel

@@ -17,7 +17,9 @@ import pytest
 from interp_fr.common.errors import DataFileError
 from interp_fr.eval import ijb_insightface as E
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import REPO_ROOT  # noqa: E402
+
+REPO = REPO_ROOT
 R2 = math.sqrt(0.5)
 
 # 1:1 faces: (name, template, media, feature, detector score). Templates and media

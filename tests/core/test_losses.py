@@ -7,7 +7,7 @@ import tensorflow as tf
 from interp_fr import losses
 from interp_fr.layers import peak_mask
 from interp_fr.model import InterpFRNet
-from tests.tf1_reference import SMALL_CONFIG
+from tests.reference.tf1_reference import SMALL_CONFIG
 
 TOL = 1e-5
 

@@ -1,6 +1,6 @@
 """The torch-free checkpoint reader: formats, tensor layout, and refusal of code.
 
-Runs without torch: files are assembled by tests/attr_forge.py. (Reading files
+Runs without torch: files are assembled by tests/reference/attr_forge.py. (Reading files
 written by real torch is covered in test_attr_parity.py.)
 """
 import os
@@ -12,7 +12,7 @@ import pytest
 
 from attr_recovery import torch_pickle
 from attr_recovery.torch_pickle import CheckpointFormatError, UnsafeCheckpointError
-from tests import attr_forge as forge
+from tests.reference import attr_forge as forge
 
 FORMATS = ("zip", "legacy")
 

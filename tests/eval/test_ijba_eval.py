@@ -15,7 +15,9 @@ from interp_fr.common.errors import DataFileError
 from interp_fr.eval import ijba as E
 from interp_fr.eval import ijba_reference as R
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import REPO_ROOT  # noqa: E402
+
+REPO = REPO_ROOT
 S2 = math.sqrt(2.0)
 
 

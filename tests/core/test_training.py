@@ -12,7 +12,7 @@ from interp_fr import tf1_checkpoint, training
 from interp_fr.common import cli
 from interp_fr.data import synthetic_world
 from interp_fr.model import InterpFRNet
-from tests import learning
+from tests.helpers import learning
 from tests.conftest import REPO_ROOT
 
 SMALL = dict(df_dim=4, gfc_dim=32, dfc_dim=32)

@@ -10,7 +10,7 @@ import tensorflow as tf
 from interp_fr import tf1_checkpoint as tc
 from interp_fr.model import InterpFRNet
 from tests.conftest import REPO_ROOT
-from tests.tf1_reference import SMALL_CONFIG, TRAIN_STEPS, trained_reference
+from tests.reference.tf1_reference import SMALL_CONFIG, TRAIN_STEPS, trained_reference
 
 N_TRAINABLE = 70  # 14 conv + 3 head conv (w, biases), 17 BN (beta, gamma), k7
 

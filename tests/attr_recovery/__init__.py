@@ -1,0 +1,1 @@
+"""Tests of attr_recovery."""

@@ -1,0 +1,1 @@
+"""Tests of the core interp_fr library (model, losses, training, extraction, reference weights)."""

@@ -84,13 +84,23 @@ def explanation_figure(image1, image2, explanation, path, max_counterfactuals=6)
         m = attrs[name]
         ax.set_title(f"{name}\n{m['flip_change']:+.2f} u -> cos "
                      f"{m.get('counterfactual_similarity', float('nan')):.3f}", fontsize=7)
+    if not shown:
+        ax = fig.add_subplot(grid[1, :])
+        ax.axis("off")
+        encoded = [n for n in explanation["order"] if attrs[n].get("encoded", True)]
+        ax.text(0.5, 0.5, "no attribute R encodes above its noise floor\n("
+                + ", ".join(encoded) + ")\nflips this decision within the largest "
+                "change tried", ha="center", va="center", fontsize=9, wrap=True)
     ax = fig.add_subplot(grid[2, :])
     order = explanation["order"]
     contrib = [attrs[n]["contribution"] for n in order]
     ax.bar(np.arange(len(order)), contrib, color="tab:purple")
     ax.set_xticks(np.arange(len(order)))
-    ax.set_xticklabels(order, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("contribution (1 / flip distance, normalised)", fontsize=8)
+    # "*": R does not encode the attribute above its noise floor (not moved).
+    ax.set_xticklabels([n + ("" if attrs[n].get("encoded", True) else " *")
+                        for n in order], rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("contribution (1 / flip distance, normalised)\n* = not encoded by R",
+                  fontsize=8)
     fig.suptitle(f"decision: {explanation['decision']} (cos {explanation['similarity']:.3f}"
                  f", threshold {explanation['threshold']:.3f})", fontsize=10)
     fig.tight_layout()

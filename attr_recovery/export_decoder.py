@@ -1,41 +1,6 @@
-r"""Export a trained decoder (representation -> face image) as SavedModel, LiteRT or ONNX.
-
-    python -m attr_recovery.export_decoder --decoder_dir DIR --output decoder.onnx
-    python -m attr_recovery.export_decoder --output decoder.tflite   # the shipped decoder
-
-Input ``representation`` float32 [N, d]; output ``image`` float32 [N, S, S, 3]
-in about [-1, 1], the generator's stored noise (``attr_recovery.decoder_export``).
-The format follows the suffix of ``--output`` (``.tflite``, ``.onnx``, else a
-SavedModel folder) unless ``--format``.
-"""
-from absl import flags
-
-from attr_recovery import decoder_export, reference_decoder
-from interp_fr.common import cli
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("decoder_dir", None, "Decoder trainer folder (decoder.json + "
-                    "checkpoints/); default: the shipped reference decoder.")
-flags.DEFINE_string("output", None, "Output .tflite / .onnx file or SavedModel folder.")
-flags.DEFINE_enum("format", None, sorted(decoder_export.FORMATS),
-                  "Export format (default: from the suffix of --output).")
-
-
-def main(argv):
-    from absl import app
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    folder = FLAGS.decoder_dir or reference_decoder.reference_decoder_dir()
-    with cli.usage_errors():
-        fmt, out = decoder_export.export_trained_decoder(folder, FLAGS.output, FLAGS.format)
-    print(f"read decoder {folder}")
-    print(f"wrote {fmt} {out}")
-
-
-def run():
-    """Console-script entry point."""
-    cli.run(main, required=("output",))
-
+"""``python -m attr_recovery.export_decoder``: the command line `attr_recovery.cli.export_decoder`, kept at
+its first path."""
+from attr_recovery.cli.export_decoder import run
 
 if __name__ == "__main__":
     run()

@@ -11,3 +11,12 @@ def to_unit_range_tf(images_uint8):
     """The same inside a TensorFlow graph: uint8 tensor -> float32 in [-1, 1]."""
     import tensorflow as tf
     return tf.cast(images_uint8, tf.float32) / 127.5 - 1.0
+
+
+def as_unit_images(images):
+    """uint8 images -> `to_unit_range`; float images (already in [-1, 1]) are
+    returned as float32. [N, H, W, 3] -> float32 NumPy."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return to_unit_range(images)
+    return images.astype(np.float32)

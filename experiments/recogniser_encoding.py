@@ -69,9 +69,9 @@ def grey(images):
 def encoding_row(model, world, train_set, test_set, truth_train, truth_test):
     """Recognition figures (colour and grey), held-out probe R^2 and the
     significance ranking of one model."""
-    from attr_recovery import attribute_significance as sig
-    from attr_recovery import significance_truth
-    from attr_recovery.recognition import as_recognition_model
+    from attr_recovery.analysis import attribute_significance as sig
+    from attr_recovery.analysis import significance_truth
+    from attr_recovery.readers.recognition import as_recognition_model
     from interp_fr import features
     from interp_fr.data.image_scaling import to_unit_range
     from interp_fr.eval import recognition_report

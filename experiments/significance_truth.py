@@ -5,7 +5,7 @@
 For the shipped reference models (base, SAD only, full) and untrained controls
 (same architecture, three initialisations), on the test images of the
 synthetic world of ``--world_seed`` (subjects none of the models saw), computes
-each significance measure of `attr_recovery.significance_truth` with the
+each significance measure of `attr_recovery.analysis.significance_truth` with the
 world's exact attributes and the AUC with which its ranking separates the
 identity attributes from the nuisance ones. Writes ``auc.md`` and ``auc.json``
 (with every attribute's value per measure and model).
@@ -36,7 +36,7 @@ def parse_args(argv=None):
 def main(argv=None):
     a = parse_args(argv)
     import keras
-    from attr_recovery import significance_truth as st
+    from attr_recovery.analysis import significance_truth as st
     from interp_fr import features, reference_models
     from interp_fr.common.atomic_io import atomic_save_text
     from interp_fr.data import dat_files, synthetic_world

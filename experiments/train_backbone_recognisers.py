@@ -3,13 +3,13 @@
     python experiments/train_backbone_recognisers.py \\
         --out experiments/results/backbone_recognisers
 
-Trains the original's MobileFaceNet (``attr_recovery.backbones``, 512-d, the
+Trains the original's MobileFaceNet (``attr_recovery.nets.backbones``, 512-d, the
 original layout; 112 px input, resized from the 96 px crops) with a cosine
-softmax (``attr_recovery.recogniser_training``) on the training identities of
+softmax (``attr_recovery.trainers.recogniser_training``) on the training identities of
 the world of seed 0, then reports (1) its verification / identification
 figures on the world's test identities beside the raw-pixel baseline
 (``eval.recognition_report``), and (2) the significance rankings against the
-world's truth (``attr_recovery.significance_truth``) on the test images of the
+world's truth (``attr_recovery.analysis.significance_truth``) on the test images of the
 world of ``--truth_world_seed``, for the trained model and an untrained
 control of the same architecture. IR-SE-50 (43 M parameters, about 6 GFLOPs
 per face) is out of a 2-core CPU budget; ``--irse`` adds a slim IR-SE
@@ -41,9 +41,9 @@ def main():
     a = p.parse_args()
     import keras
     import tensorflow as tf
-    from attr_recovery import significance_truth as st
-    from attr_recovery.backbones import IRSEBackbone, MobileFaceNet
-    from attr_recovery.recogniser_training import train_recogniser
+    from attr_recovery.analysis import significance_truth as st
+    from attr_recovery.nets.backbones import IRSEBackbone, MobileFaceNet
+    from attr_recovery.trainers.recogniser_training import train_recogniser
     from interp_fr import features
     from interp_fr.common.atomic_io import atomic_save_text
     from interp_fr.data import dat_files, synthetic_world

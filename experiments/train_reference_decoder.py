@@ -6,9 +6,9 @@
 Stage 1 (resumable: run the same command again): 2 images each of
 ``--identities`` fresh synthetic identities, paired with their canonical
 portraits (``interp_fr.data.canonical_pairs``), train the ``legible64`` decoder
-(``attr_recovery.training``, joint mode) for the shipped reference ``full``
+(``attr_recovery.trainers.training``, joint mode) for the shipped reference ``full``
 model. Stage 2: the decoder's figures on the world of seed 0
-(``attr_recovery.demo_stage.evaluate_decoder``: reconstruction attack on seen
+(``attr_recovery.stages.decoding_stage.evaluate_decoder``: reconstruction attack on seen
 and unseen subjects, SSIM / PSNR against the input and the canonical
 portrait, cosines, grids), written as ``report.md`` / ``report.json`` to
 ``--out``; with ``--export`` the decoder goes to
@@ -27,7 +27,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from experiments import provenance  # noqa: E402
 
-from attr_recovery import demo_stage, reference_decoder, training  # noqa: E402
+from attr_recovery.stages import decoding_stage  # noqa: E402
+from attr_recovery.shipped import reference_decoder
+from attr_recovery.trainers import training
 from interp_fr import reference_models  # noqa: E402
 from interp_fr.common.atomic_io import atomic_save_text  # noqa: E402
 from interp_fr.data import canonical_pairs, synthetic_world  # noqa: E402
@@ -45,7 +47,7 @@ def report_markdown(record):
              "Reconstruction attack (R's threshold set on real genuine / impostor pairs "
              "of the same images; type I: decoded face vs its own input, type II: vs "
              "the subject's other images):", "",
-             demo_stage.attack_table_markdown(f)]
+             decoding_stage.attack_table_markdown(f)]
     lines += ["", "Identity figures (one image per subject): "
               f"matched cosine {f['matched cosine']:.3f}, random pair "
               f"{f['random-pair cosine']:.3f}, rank-1 decoded -> input "
@@ -101,7 +103,7 @@ def main():
     trainer.fit()
     train_seconds = time.perf_counter() - t0
 
-    figures = demo_stage.evaluate_decoder(trainer.decoder, recognition, world, args.out,
+    figures = decoding_stage.evaluate_decoder(trainer.decoder, recognition, world, args.out,
                                           seed=args.seed, attack_images=256)
     figures["check"] = reference_decoder.check_figures(trainer.decoder, recognition, world,
                                                        seed=args.seed)

@@ -3,7 +3,7 @@
     python experiments/train_reference_estimators.py --work /tmp/refest \\
         --out experiments/results/reference_estimators [--export]
 
-Trains ``attr_recovery.estimator_training`` (synthetic heads) on the world of
+Trains ``attr_recovery.trainers.estimator_training`` (synthetic heads) on the world of
 seed 0's training images plus ``--rendered`` in-memory faces of fresh
 identities (four images each), at 64 px (the reference decoder's resolution),
 then reports per-attribute accuracy on the world's held-out test identities
@@ -24,7 +24,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from experiments import provenance  # noqa: E402
 
-from attr_recovery import estimator_training, reference_estimators  # noqa: E402
+from attr_recovery.trainers import estimator_training  # noqa: E402
+from attr_recovery.shipped import reference_estimators
 from interp_fr.common.atomic_io import atomic_save_text  # noqa: E402
 from interp_fr.data import synthetic_world  # noqa: E402
 from interp_fr.common.json_safe import json_safe  # noqa: E402

@@ -74,7 +74,10 @@ def imports(path, module, known):
 # its ``__init__`` holds only the checkout finder and the command set-up, which
 # import nothing but ``interp_fr.common`` (every ``import interp_fr.x`` runs it).
 ROLES = ("interp_fr.common", "interp_fr.data", "interp_fr.eval", "interp_fr.tools",
-         "interp_fr.pipeline", "attr_recovery", "interp_fr")
+         "interp_fr.pipeline", "attr_recovery", "interp_fr") + tuple(
+    f"attr_recovery.{role}" for role in ("nets", "conversion", "readers", "export",
+                                          "trainers", "analysis", "shipped", "stages",
+                                          "cli"))
 
 
 def package_of(module, known=None):

@@ -34,7 +34,7 @@ class JobContext:
     model_config: DemoModelConfig = dataclasses.field(default_factory=DemoModelConfig)
     values: dict = dataclasses.field(default_factory=dict)
     # Attribute recovery's decoder and estimators: "reference": the shipped
-    # ones (attr_recovery.reference_decoder / reference_estimators) when the
+    # ones (attr_recovery.shipped.reference_decoder / reference_estimators) when the
     # recogniser is the reference full model they were made for; "train":
     # small ones trained in this run (BUILD_NOTES.md, "Legible decoding").
     attribute_models: str = "reference"
@@ -277,7 +277,7 @@ def _recogniser_for_attributes(ctx):
 def _shipped_attribute_models(ctx):
     """(decoder folder, estimators folder) shipped for the recogniser, or (None, None):
     they were made for the reference full model, so only when it is the recogniser."""
-    from attr_recovery import reference_decoder, reference_estimators
+    from attr_recovery.shipped import reference_decoder, reference_estimators
     if ctx.attribute_models != "reference" or "reference_full" not in ctx.values:
         return None, None
     return (reference_decoder.reference_decoder_dir()
@@ -288,7 +288,7 @@ def _shipped_attribute_models(ctx):
 
 def stage_decoding(ctx):
     """Attribute recovery, stage 1: decode a face model's features into faces."""
-    from attr_recovery import demo_stage
+    from attr_recovery.stages import decoding_stage
     model, which = _recogniser_for_attributes(ctx)
     figures = {"recogniser": which}
     shipped, _ = _shipped_attribute_models(ctx)
@@ -296,13 +296,13 @@ def stage_decoding(ctx):
         figures["decoder"] = ("shipped reference decoder (64 px, trained by "
                               "experiments/train_reference_decoder.py); "
                               "--attribute_models=train trains a small one here")
-        figures.update(demo_stage.run_trained_decoder_stage(
+        figures.update(decoding_stage.run_trained_decoder_stage(
             ctx.values["world_dir"], model, shipped, ctx.path("decoding"),
             eval_images=16 if ctx.quick else 64, attack_images=16 if ctx.quick else 256,
             unseen_images=32 if ctx.quick else None))
         ctx.values["decoder_dir"] = shipped
         return figures
-    figures.update(demo_stage.run_decoding_stage(
+    figures.update(decoding_stage.run_decoding_stage(
         ctx.values["world_dir"], model, ctx.path("decoding"),
         seconds_budget=8.0 if ctx.quick else 120.0, max_steps=10 if ctx.quick else 5000))
     ctx.values["decoder_dir"] = ctx.path("decoding", "decoder")
@@ -311,14 +311,14 @@ def stage_decoding(ctx):
 
 def stage_significance(ctx):
     """Attribute recovery, stage 2: attribute significance and one explained pair."""
-    from attr_recovery import stage2_demo
+    from attr_recovery.stages import significance_stage
     model, which = _recogniser_for_attributes(ctx)
     figures = {"recogniser": which}
     _, estimators = _shipped_attribute_models(ctx)
     if estimators:
         figures["estimators"] = ("shipped reference estimators (64 px, trained by "
                                  "experiments/train_reference_estimators.py)")
-    figures.update(stage2_demo.run_significance_stage(
+    figures.update(significance_stage.run_significance_stage(
         ctx.values["world_dir"], model, ctx.values["decoder_dir"],
         ctx.path("significance"), seconds_budget=10.0 if ctx.quick else 90.0,
         estimators=estimators, max_reference_images=64 if ctx.quick else 400))

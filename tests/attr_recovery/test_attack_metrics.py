@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from attr_recovery import attack_metrics as am
+from attr_recovery.analysis import attack_metrics as am
 
 
 def test_threshold_at_far_closed_form():

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 
-from attr_recovery import convert_checkpoint as cc
-from attr_recovery.latent_transformer import IDDEncoder
-from attr_recovery.stylegan2 import Generator
+from attr_recovery.cli import convert_checkpoint as convert_cli
+from attr_recovery.conversion import convert_checkpoint as cc
+from attr_recovery.nets.latent_transformer import IDDEncoder
+from attr_recovery.nets.stylegan2 import Generator
 from tests.reference import attr_forge as forge
 
 SMALL_GEN = dict(size=8, style_dim=8, n_mlp=2, channels={4: 8, 8: 4})
@@ -71,7 +72,7 @@ def test_strict_false_tolerates_only_unexpected_keys():
 
 
 def test_name_maps_cover_every_variable():
-    from attr_recovery.backbones import IRSEBackbone, MobileFaceNet
+    from attr_recovery.nets.backbones import IRSEBackbone, MobileFaceNet
     models = [(Generator(**SMALL_GEN), cc.generator_name_map),
               (IDDEncoder(3, 5, dim=4), cc.idd_encoder_name_map),
               (IRSEBackbone((1, 2, 1, 1), (16, 32, 32, 64)), cc.arcface_r50_name_map),
@@ -115,10 +116,10 @@ def test_cli_converts_idd_encoder_and_mean_latent(tmp_path):
     mean_path = forge.write_checkpoint(tmp_path / "mean_wplus.pth", mean, "zip")
     out = str(tmp_path / "idd.weights.h5")
     with flagsaver.flagsaver():
-        cc._define_flags()
-        cc.FLAGS(["prog", "--kind=idd_encoder", f"--input={ckpt}", f"--output={out}",
-                  f"--mean_latent={mean_path}"])
-        cc.main(["prog"])
+        convert_cli._define_flags()
+        convert_cli.FLAGS(["prog", "--kind=idd_encoder", f"--input={ckpt}",
+                           f"--output={out}", f"--mean_latent={mean_path}"])
+        convert_cli.main(["prog"])
     meta = json.load(open(tmp_path / "idd.config.json"))
     assert meta == {"kind": "idd_encoder",
                     "config": {"n_latents": 4, "n_mlp": 5, "dim": 8}}

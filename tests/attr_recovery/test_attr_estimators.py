@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from attr_recovery import attribute_data, estimator_training, face_geometry, stage2_demo
-from attr_recovery.attributes import SYNTHETIC_HEADS, head_set
-from attr_recovery.estimators import AttributeEstimator, soft_argmax
-from attr_recovery.baseline_decoder import RidgeDecoder
+from attr_recovery.trainers import attribute_data, estimator_training
+from attr_recovery.readers import face_geometry
+from attr_recovery.stages import significance_stage
+from attr_recovery.nets.attributes import SYNTHETIC_HEADS, head_set
+from attr_recovery.nets.estimators import AttributeEstimator, soft_argmax
+from attr_recovery.nets.baseline_decoder import RidgeDecoder
 from interp_fr.data import mat_files, synthetic_world
 from tests.helpers import learning
 from tests.conftest import REPO_ROOT
@@ -163,7 +165,7 @@ def test_significance_stage_end_to_end(world, tmp_path):
         small = tf.image.resize(images, (16, 16), method="area").numpy()
         return small.reshape(len(images), -1) @ proj
 
-    figures = stage2_demo.run_significance_stage(world, recognition, None,
+    figures = significance_stage.run_significance_stage(world, recognition, None,
                                                  str(tmp_path), seconds_budget=20,
                                                  extra_rendered=32)
     for key in ("significance chart", "significance table", "explanation figure",
@@ -184,13 +186,13 @@ def _run(module, *args):
 
 
 def test_command_lines(trained, world, tmp_path):
-    pytest.importorskip("attr_recovery.recognition")
+    pytest.importorskip("attr_recovery.readers.recognition")
     trainer, _ = trained
     est = trainer.config.out_dir
     tiny = [f"--world_dir={world}", f"--out_dir={tmp_path / 'est'}", "--input_size=16",
             "--landmark_input_size=16", "--width=4", "--landmark_width=4",
             "--dense_units=8", "--noevaluate"]
-    out = _run("attr_recovery.train_estimators", *tiny, "--max_steps=2")
+    out = _run("attr_recovery.cli.train_estimators", *tiny, "--max_steps=2")
     assert "step 2;" in out and (tmp_path / "est" / "estimators.json").exists()
     # A small Keras recogniser and a ridge decoder fitted to it.
     inputs = keras.Input((16, 16, 3))
@@ -202,13 +204,13 @@ def test_command_lines(trained, world, tmp_path):
     RidgeDecoder.fit(z, x, size=24).save(str(tmp_path / "d.npz"))
     common = [f"--recognition=keras:{tmp_path / 'r.keras'}",
               f"--decoder=ridge:{tmp_path / 'd.npz'}", f"--estimators={est}"]
-    out = _run("attr_recovery.significance", *common, f"--world_dir={world}",
+    out = _run("attr_recovery.cli.significance", *common, f"--world_dir={world}",
                f"--out_dir={tmp_path / 'sig'}", "--calibration_images=4", "--max_images=40",
                "--null_permutations=4")
     assert "rank attribute" in out
     assert (tmp_path / "sig" / "significance.png").exists()
     dat = os.path.join(world, "DATA", "IJBA_recrop_images_96_96_test.dat")
-    out = _run("attr_recovery.explain_pair", *common,
+    out = _run("attr_recovery.cli.explain_pair", *common,
                f"--significance_dir={tmp_path / 'sig'}", f"--image1={dat}:0",
                f"--image2={dat}:9", f"--out_dir={tmp_path / 'pair'}")
     assert "contribution" in out

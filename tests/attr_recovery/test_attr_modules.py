@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from attr_recovery.backbones import (IRSEBackbone, MobileFaceNet, PReLU, TorchBatchNorm,
+from attr_recovery.nets.backbones import (IRSEBackbone, MobileFaceNet, PReLU, TorchBatchNorm,
                                      resize_align_corners)
-from attr_recovery.equalized import EqualConv2d, EqualLinear, StackedEqualLinear
-from attr_recovery.latent_transformer import IDDEncoder
-from attr_recovery.stylegan2 import Generator, ModulatedConv2d
-from attr_recovery.upfirdn import (Downsample, Upsample, make_kernel, upfirdn2d,
+from attr_recovery.nets.equalized import EqualConv2d, EqualLinear, StackedEqualLinear
+from attr_recovery.nets.latent_transformer import IDDEncoder
+from attr_recovery.nets.stylegan2 import Generator, ModulatedConv2d
+from attr_recovery.nets.upfirdn import (Downsample, Upsample, make_kernel, upfirdn2d,
                                    upfirdn2d_numpy)
 
 

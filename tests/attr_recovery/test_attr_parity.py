@@ -13,11 +13,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tests.reference import attr_torch_ref as ref  # noqa: E402
-from attr_recovery import convert_checkpoint as cc  # noqa: E402
-from attr_recovery import torch_pickle  # noqa: E402
-from attr_recovery.equalized import EqualLinear, FusedLeakyReLU  # noqa: E402
-from attr_recovery.stylegan2 import Generator, ModulatedConv2d  # noqa: E402
-from attr_recovery.upfirdn import make_kernel, upfirdn2d  # noqa: E402
+from attr_recovery.conversion import convert_checkpoint as cc  # noqa: E402
+from attr_recovery.conversion import torch_pickle  # noqa: E402
+from attr_recovery.nets.equalized import EqualLinear, FusedLeakyReLU  # noqa: E402
+from attr_recovery.nets.stylegan2 import Generator, ModulatedConv2d  # noqa: E402
+from attr_recovery.nets.upfirdn import make_kernel, upfirdn2d  # noqa: E402
 
 TOL = 1e-4
 FORMATS = ("zip", "legacy")
@@ -195,7 +195,7 @@ def test_arcface_mb_parity(tmp_path):
 
 
 def test_resize_align_corners_parity():
-    from attr_recovery.backbones import resize_align_corners
+    from attr_recovery.nets.backbones import resize_align_corners
     x = np.random.default_rng(14).standard_normal((2, 37, 250, 3)).astype(np.float32)
     want = torch.nn.functional.interpolate(ref.nchw(x), (112, 112), mode="bilinear",
                                            align_corners=True)
@@ -215,7 +215,7 @@ def test_full_size_parameter_counts():
     for key, target in nm.targets.items():
         assert target.torch_shape() == sd_shapes[key], key
 
-    from attr_recovery.latent_transformer import IDDEncoder
+    from attr_recovery.nets.latent_transformer import IDDEncoder
     e_t = ref.IDDEncoderT(14, 8)
     e_k = IDDEncoder(14, 8)
     n_t = sum(p.numel() for p in e_t.parameters())

@@ -9,10 +9,14 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from attr_recovery import convert_checkpoint, decoder as decoder_lib, demo_stage
-from attr_recovery import reconstruction, recognition, training
-from attr_recovery.latent_transformer import IDDEncoder
-from attr_recovery.stylegan2 import Generator
+from attr_recovery.conversion import convert_checkpoint
+from attr_recovery.nets import decoder as decoder_lib
+from attr_recovery.stages import decoding_stage
+from attr_recovery.analysis import reconstruction
+from attr_recovery.readers import recognition
+from attr_recovery.trainers import training
+from attr_recovery.nets.latent_transformer import IDDEncoder
+from attr_recovery.nets.stylegan2 import Generator
 from tests.conftest import REPO_ROOT
 
 FEATURE_DIM = 20
@@ -23,7 +27,7 @@ def models(tmp_path_factory):
     """A tiny untrained decoder (16 px) and a saved Keras recogniser (20-d)."""
     tf.keras.utils.set_random_seed(11)
     rec_path = str(tmp_path_factory.mktemp("rec") / "r.keras")
-    demo_stage.build_small_recognizer(input_size=16, width=4,
+    decoding_stage.build_small_recognizer(input_size=16, width=4,
                                       feature_dim=FEATURE_DIM).save(rec_path)
     generator = Generator(16, 16, 1, 1, channels={4: 16, 8: 8, 16: 8})
     transformer = decoder_lib.LatentTransformer(FEATURE_DIM, generator.n_latent, 4, 16)
@@ -178,7 +182,7 @@ def test_load_models_from_converted_files(models, tmp_path):
     np.save(str(tmp_path / "mean.npy"), mean)
     # A 16-d recogniser for the 16-d released-style transformer.
     rec16 = str(tmp_path / "r16.keras")
-    demo_stage.build_small_recognizer(16, 4, 16).save(rec16)
+    decoding_stage.build_small_recognizer(16, 4, 16).save(rec16)
     loaded, loaded_rec = reconstruction.load_models(
         generator_weights=paths["generator"], encoder_weights=paths["idd_encoder"],
         mean_latent=str(tmp_path / "mean.npy"), recognition=f"keras:{rec16}")
@@ -211,7 +215,7 @@ def test_recon_cli_end_to_end(models, tree, tmp_path):
 
     root, files = tree
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "attr_recovery.recon", f"--decoder_dir={dec_dir}",
+    cmd = [sys.executable, "-m", "attr_recovery.cli.recon", f"--decoder_dir={dec_dir}",
            f"--read_folder={root}", f"--write_folder={out / 'recon'}",
            f"--feat_path={out / 'features' / 'f.npz'}", "--num_eigen_recon=2",
            f"--recon_eigen_folder={out / 'eigen'}", f"--noise_recon_folder={out / 'noise'}",

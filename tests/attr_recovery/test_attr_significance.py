@@ -18,9 +18,9 @@ import os
 import numpy as np
 import pytest
 
-from attr_recovery import attribute_significance as sig
-from attr_recovery import counterfactual as cf
-from attr_recovery import stage2_figures
+from attr_recovery.analysis import attribute_significance as sig
+from attr_recovery.analysis import counterfactual as cf
+from attr_recovery.analysis import significance_figures
 
 NAMES = ("jaw", "eye", "nose", "tint", "colour")
 WEIGHTS = np.array([4.0, 2.0, 1.0, 0.05, 0.0])
@@ -170,7 +170,7 @@ def test_counterfactual_contributions_in_known_order(toy, tmp_path):
     # noise; colour's is noise only.
     assert gains[0] > gains[1] > gains[2] > 5 * max(abs(gains[3]), abs(gains[4]))
     assert sum(m[n]["dissimilarity_share"] for n in NAMES) == pytest.approx(1.0, abs=0.2)
-    path = stage2_figures.explanation_figure(x1[0], x2[0], exp, str(tmp_path / "e.png"))
+    path = significance_figures.explanation_figure(x1[0], x2[0], exp, str(tmp_path / "e.png"))
     assert os.path.getsize(path) > 1000
     json.dumps(cf.pair_json(exp))
 
@@ -194,7 +194,7 @@ def test_tables_and_chart(toy, tmp_path):
     text = sig.format_significance_table(result)
     assert text.splitlines()[2].split()[1] == "jaw"
     json.dumps(sig.significance_json(result))
-    path = stage2_figures.significance_chart(result, str(tmp_path / "s.png"))
+    path = significance_figures.significance_chart(result, str(tmp_path / "s.png"))
     assert os.path.getsize(path) > 1000
 
 
@@ -215,8 +215,8 @@ def test_eer_threshold_and_pair_choice():
 
 
 def test_stage1_decoder_is_wrapped_deterministically():
-    decoder_lib = pytest.importorskip("attr_recovery.decoder")
-    from attr_recovery.stylegan2 import Generator
+    decoder_lib = pytest.importorskip("attr_recovery.nets.decoder")
+    from attr_recovery.nets.stylegan2 import Generator
     gen = Generator(size=8, style_dim=8, n_mlp=1, channels={4: 8, 8: 8})
     dec = decoder_lib.FeatureDecoder(
         decoder_lib.LatentTransformer(6, gen.n_latent, 5, 8), gen)

@@ -10,8 +10,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from attr_recovery import torch_pickle
-from attr_recovery.torch_pickle import CheckpointFormatError, UnsafeCheckpointError
+from attr_recovery.conversion import torch_pickle
+from attr_recovery.conversion.torch_pickle import CheckpointFormatError, UnsafeCheckpointError
 from tests.reference import attr_forge as forge
 
 FORMATS = ("zip", "legacy")

@@ -9,8 +9,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from attr_recovery import decoder as decoder_lib
-from attr_recovery import demo_stage, recognition, training
+from attr_recovery.nets import decoder as decoder_lib
+from attr_recovery.stages import decoding_stage
+from attr_recovery.readers import recognition
+from attr_recovery.trainers import training
 from interp_fr import training as fr_training
 from interp_fr.data import synthetic_world
 from interp_fr.model import InterpFRNet
@@ -39,7 +41,7 @@ def tiny_recognizer(tmp_path_factory):
     """A saved untrained Keras model whose 24-d output differs from the style width."""
     path = str(tmp_path_factory.mktemp("rec") / "r.keras")
     tf.keras.utils.set_random_seed(3)
-    demo_stage.build_small_recognizer(input_size=16, width=4, feature_dim=24).save(path)
+    decoding_stage.build_small_recognizer(input_size=16, width=4, feature_dim=24).save(path)
     return path
 
 
@@ -53,7 +55,7 @@ def test_decoding_stage_recovers_identity(world, tmp_path):
     """The main-job stage: decoded faces are recognised as their input's identity."""
     out = str(tmp_path / "stage")
     steps = learning.steps(DECODER_STEPS)
-    figures = demo_stage.run_decoding_stage(world, None, out, seconds_budget=300,
+    figures = decoding_stage.run_decoding_stage(world, None, out, seconds_budget=300,
                                             max_steps=steps, recognizer_steps=120,
                                             eval_images=48, num_eigen=4,
                                             seed=learning.seed(0))
@@ -77,10 +79,10 @@ def test_decoding_stage_recovers_identity(world, tmp_path):
         "stage's untrained control: matched - random": ("<", 0.2)},
         uncontrolled=("recogniser accuracy", "stage's untrained control: matched - random"))
     assert "unseen subjects: matched cosine" in figures
-    for name in (demo_stage.GRID_FILE, demo_stage.EIGEN_FILE):
+    for name in (decoding_stage.GRID_FILE, decoding_stage.EIGEN_FILE):
         with Image.open(os.path.join(out, name)) as img:
             assert img.mode == "RGB" and img.format == "PNG"
-    with Image.open(os.path.join(out, demo_stage.GRID_FILE)) as img:
+    with Image.open(os.path.join(out, decoding_stage.GRID_FILE)) as img:
         # Input row, decoded row, the identity's canonical portrait.
         assert img.size[1] == 3 * 96 + 4 * 2
     assert os.path.exists(os.path.join(out, "decoder", decoder_lib.CONFIG_FILE))
@@ -98,13 +100,13 @@ def test_evaluation_images_balanced_and_grouped():
         def __len__(self):
             return 30
     source = Source()
-    one = demo_stage._evaluation_images(source, 5)
+    one = decoding_stage._evaluation_images(source, 5)
     assert sorted(source.subject_ids[one]) == [0, 1, 2, 3, 4]
-    four = demo_stage._evaluation_images(source, 12, per_subject=4)
+    four = decoding_stage._evaluation_images(source, 12, per_subject=4)
     assert np.all(np.diff(four) > 0)
     assert sorted(np.bincount(source.subject_ids[four], minlength=5).tolist()) == [
         0, 0, 4, 4, 4]
-    assert np.array_equal(four, demo_stage._evaluation_images(source, 12, per_subject=4))
+    assert np.array_equal(four, decoding_stage._evaluation_images(source, 12, per_subject=4))
 
 
 def test_interp_fr_wrapper_any_size_and_gradient():
@@ -163,7 +165,7 @@ def test_latent_discriminator_has_the_original_layout():
 
 
 def _train_cli(world, out, rec_path, steps, extra=()):
-    cmd = [sys.executable, "-m", "attr_recovery.train",
+    cmd = [sys.executable, "-m", "attr_recovery.cli.train",
            f"--data_dir={os.path.join(world, 'DATA')}", f"--out_dir={out}",
            f"--recognition=keras:{rec_path}", f"--max_steps={steps}", "--size=8",
            "--style_dim=16", "--channels=4:16,8:8", "--transformer_n_mlp=4",

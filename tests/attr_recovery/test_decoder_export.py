@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from attr_recovery import decoder as decoder_lib
-from attr_recovery import decoder_export as de
-from attr_recovery.decoder import FeatureDecoder, LatentTransformer
-from attr_recovery.stylegan2 import Generator
+from attr_recovery.nets import decoder as decoder_lib
+from attr_recovery.export import decoder_export as de
+from attr_recovery.nets.decoder import FeatureDecoder, LatentTransformer
+from attr_recovery.nets.stylegan2 import Generator
 from tests.conftest import REPO_ROOT
 
 
@@ -63,7 +63,7 @@ def test_command_exports_a_trainer_folder(decoder, tmp_path):
     (folder / decoder_lib.CONFIG_FILE).write_text(json.dumps(
         decoder_lib.decoder_description(decoder)))
     out = str(tmp_path / "d.onnx")
-    proc = subprocess.run([sys.executable, "-m", "attr_recovery.export_decoder",
+    proc = subprocess.run([sys.executable, "-m", "attr_recovery.cli.export_decoder",
                            "--decoder_dir", str(folder), "--output", out],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

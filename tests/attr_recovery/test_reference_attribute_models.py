@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from attr_recovery import (attribute_data, decoder as decoder_lib, estimator_training,
-                           reference_decoder, reference_estimators)
+from attr_recovery.trainers import attribute_data, estimator_training
+from attr_recovery.nets import decoder as decoder_lib
+from attr_recovery.shipped import reference_decoder, reference_estimators
 from interp_fr import reference_models
 
 RATE_TOLERANCE = 0.03          # a few of the 128 images / their pairs

@@ -3,7 +3,7 @@ representations built to encode exactly the identity attributes."""
 import numpy as np
 import pytest
 
-from attr_recovery import significance_truth as st
+from attr_recovery.analysis import significance_truth as st
 
 
 def test_ranking_auc_closed_form():

@@ -134,7 +134,7 @@ def test_train_file_list_of_the_wrong_length(world, tmp_path):
 
 @pytest.mark.parametrize("module, args", [
     ("interp_fr.convert_checkpoint", ["--tf1_checkpoint", "Interp_FR/CASIA"]),
-    ("attr_recovery.convert_checkpoint", ["--kind", "generator", "--input", "550000.pt"]),
+    ("attr_recovery.cli.convert_checkpoint", ["--kind", "generator", "--input", "550000.pt"]),
 ])
 def test_converters_refuse_an_output_without_the_suffix(tmp_path, module, args):
     out = tmp_path / "converted.h5"

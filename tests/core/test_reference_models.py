@@ -69,7 +69,7 @@ def test_significance_of_the_reference_full_model_matches_the_truth(world, loade
     of the same shape separates them far less (its features are colour
     statistics, and colour is part of identity here, so not 0.5)."""
     import keras
-    from attr_recovery import significance_truth as st
+    from attr_recovery.analysis import significance_truth as st
     from interp_fr.data import dat_files
     from interp_fr.model import InterpFRNet
     attrs = dict(np.load(os.path.join(world, "attributes", "ijba_attributes.npz")))

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from attr_recovery import recognition, training
+from attr_recovery.readers import recognition
+from attr_recovery.trainers import training
 from interp_fr.data import canonical_pairs, dat_files, synthetic_faces, synthetic_world
 
 

@@ -1,0 +1,1 @@
+"""Analyses: recognition models as one interface, reconstruction, attack metrics, attributes, significance, counterfactuals."""

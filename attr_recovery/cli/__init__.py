@@ -1,0 +1,1 @@
+"""Command lines: each parses flags and calls one library function."""

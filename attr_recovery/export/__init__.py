@@ -1,0 +1,1 @@
+"""Export of the decoding chain (SavedModel, LiteRT, ONNX)."""

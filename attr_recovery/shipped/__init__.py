@@ -1,0 +1,1 @@
+"""The shipped reference decoder and estimators (weights in attr_recovery/reference_weights/)."""

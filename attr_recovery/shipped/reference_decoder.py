@@ -1,0 +1,81 @@
+"""The shipped reference decoder (not in the original code, which publishes no training).
+
+``attr_recovery/reference_weights/decoder_full64/`` holds a 64 px decoder
+(``training.PRESETS["legible64"]``) trained by
+``experiments/train_reference_decoder.py --export`` for the shipped reference
+``full`` InterpFRNet (``interp_fr.reference_models``), on canonical-portrait
+pairs of fresh synthetic identities (``interp_fr.data.canonical_pairs``). Its
+``decoder.json`` records the figures measured when it was made and the
+command. The folder is an ordinary trainer folder: `decoder.load_trained_decoder`
+reads it. It exists because a legible decoder needs far more CPU time than the
+main job has (BUILD_NOTES.md, "Legible decoding").
+"""
+import dataclasses
+import json
+import os
+
+from attr_recovery.nets import decoder as decoder_lib
+from attr_recovery.shipped import shipped_files
+from interp_fr.common.atomic_io import atomic_save_text
+
+# attr_recovery/reference_weights/, beside this package.
+REFERENCE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             "reference_weights")
+DECODER_NAME = "decoder_full64"
+RECOGNITION = "reference:full"
+
+
+def reference_decoder_dir(folder=REFERENCE_DIR):
+    """Folder of the shipped decoder (may be absent)."""
+    return os.path.join(folder, DECODER_NAME)
+
+
+def available(folder=REFERENCE_DIR):
+    """Whether the shipped decoder is present (description and checkpoint)."""
+    return shipped_files.present(reference_decoder_dir(folder), decoder_lib.CONFIG_FILE)
+
+
+def export_reference_decoder(decoder, config, recorded, provenance, folder=REFERENCE_DIR):
+    """Writes ``decoder`` (model variables only) with its description.
+
+    Args:
+      decoder: trained `decoder.FeatureDecoder`.
+      config: the `training.DecoderTrainConfig` it was trained with.
+      recorded: figures measured on it (JSON-safe dict).
+      provenance: dict (command, steps, seed, ...).
+    Returns: list of the files written.
+    """
+    out = reference_decoder_dir(folder)
+    written = shipped_files.write_checkpoint(out, model=decoder.variables_for_checkpoint())
+    train = dataclasses.asdict(config)
+    train["channels"] = {str(k): v for k, v in (config.channels or {}).items()}
+    desc = decoder_lib.decoder_description(
+        decoder, RECOGNITION, "full",
+        extra={"name": DECODER_NAME, "train_config": train, "recorded": recorded,
+               "provenance": provenance})
+    path = os.path.join(out, decoder_lib.CONFIG_FILE)
+    atomic_save_text(path, json.dumps(desc, indent=1, default=str))
+    return written + [path]
+
+
+def load_reference_decoder(folder=REFERENCE_DIR):
+    """(`decoder.FeatureDecoder`, description dict) of the shipped decoder."""
+    decoder, description, _ = decoder_lib.load_trained_decoder(reference_decoder_dir(folder))
+    return decoder, description
+
+
+CHECK_IMAGES = 128
+
+
+def check_figures(decoder, recognition, world_dir, seed=0):
+    """The figures a test re-measures on a decoder: the reconstruction attack
+    (with SSIM / PSNR against input and portrait) on the first `CHECK_IMAGES`
+    test images of a synthetic world (subjects neither R nor the decoder saw)."""
+    from attr_recovery.analysis import attack_metrics
+    from attr_recovery.stages import decoding_stage
+    from interp_fr.data import synthetic_world
+    images, subjects = decoding_stage.unseen_test_images(
+        world_dir, os.path.join(world_dir, synthetic_world.DATA_DIR), CHECK_IMAGES)
+    return attack_metrics.attack_figures(
+        decoder, recognition, images, subjects, seed=seed,
+        portraits=decoding_stage.world_portraits(world_dir, "test", subjects))

@@ -1,0 +1,1 @@
+"""Training: the decoder, the attribute estimators, a small recogniser, and their data."""

@@ -265,10 +265,10 @@ def _resume_shapes(prefix):
     return out
 
 
-def _tracking_variables(model):
-    # The training module's own key scheme for resume checkpoints.
-    from interp_fr.training import resume_variables
-    return resume_variables(model)
+def resume_variables(model):
+    """The model's variables keyed by TF1 name, the key scheme of our resume
+    checkpoints (written by `interp_fr.training.Trainer`, read here)."""
+    return {name.replace("/", "__"): var for name, var in model.tf1_variable_map().items()}
 
 
 # ----------------------------------------------------------------- loaders
@@ -326,7 +326,7 @@ def load_keras_model(path, kind=None, **overrides):
                                  "checkpoints") from None
         config = _merge_config(resolved, inferred, overrides)
         model = InterpFRNet(**config)
-        variables = _tracking_variables(model)
+        variables = resume_variables(model)
         missing = [k for k in variables if k.replace("__", "/") not in shapes]
         if missing:
             raise ModelLoadError(resolved, f"resume checkpoint lacks "

@@ -21,7 +21,9 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from interp_fr import losses, occlusion, precision, tf1_checkpoint
+from interp_fr import losses, model_loading, occlusion, precision, tf1_checkpoint
+# The resume checkpoints' key scheme belongs to the one model loader, which reads them.
+from interp_fr.model_loading import resume_variables
 from interp_fr.common import tf_logging
 from interp_fr.common import progress as progress_lib
 from interp_fr.data import dat_files, mat_files, pipeline
@@ -534,13 +536,8 @@ def load_trained_model(config):
         FileNotFoundError: ``config.model_dir`` does not exist.
         model_loading.ModelLoadError: it holds no checkpoint of ours.
     """
-    from interp_fr import model_loading
     if not os.path.isdir(config.model_dir):
         raise FileNotFoundError(f"no checkpoint folder {config.model_dir}")
     overrides = {} if config.variant == VARIANT_FULL else {"variant": config.variant}
     return model_loading.load_keras_model(config.model_dir, **overrides)[0]
 
-
-def resume_variables(model):
-    """The model's variables keyed by TF1 name, for our resume checkpoints."""
-    return {name.replace("/", "__"): var for name, var in model.tf1_variable_map().items()}

@@ -9,7 +9,10 @@ checkout's ``data/``, ``eval/``, ``tools/`` are ``interp_fr.data``,
 ``interp_fr.eval``, ``interp_fr.tools``), and reports the cycles of the
 package graph: package A imports from B and B, directly or through others, from
 A. Imports inside functions count too: they still tie the packages together.
-``--modules`` checks module-level cycles instead.
+Imports under ``if __name__ == "__main__":`` do not: they run only when the
+file is executed as a script, as a module ``__main__`` of its own, so they can
+never close a cycle (an evaluation library's ``python -m`` entry importing its
+command line is the case). ``--modules`` checks module-level cycles instead.
 """
 import argparse
 import ast
@@ -38,13 +41,29 @@ def modules(repo=REPO):
     return out
 
 
+def _is_main_guard(node):
+    """Whether ``node`` is ``if __name__ == "__main__":``."""
+    test = getattr(node, "test", None)
+    return (isinstance(node, ast.If) and isinstance(test, ast.Compare)
+            and isinstance(test.left, ast.Name) and test.left.id == "__name__"
+            and len(test.comparators) == 1
+            and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value == "__main__")
+
+
 def imports(path, module, known):
     """The project modules imported by the file at ``path``."""
     with open(path, encoding="utf-8") as f:
         tree = ast.parse(f.read(), path)
     package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
     found = set()
+    script_only = set()
+    for node in tree.body:
+        if _is_main_guard(node):
+            script_only.update(id(n) for n in ast.walk(node))
     for node in ast.walk(tree):
+        if id(node) in script_only:
+            continue
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):

@@ -27,17 +27,23 @@ from interp_fr.common import cli
 from interp_fr.common.atomic_io import atomic_save_text
 
 FLAGS = flags.FLAGS
-spec_inputs.define_model_flags(flags)
-flags.DEFINE_string("significance_dir", None, "Folder written by attr-recovery-significance.")
-flags.DEFINE_string("image1", None, "First face: FILE.dat:ROW or an image file.")
-flags.DEFINE_string("image2", None, "Second face: FILE.dat:ROW or an image file.")
-flags.DEFINE_float("threshold", None, "Cosine threshold (default: the one stored "
-                   "with the directions).")
-flags.DEFINE_float("max_units", counterfactual.MAX_UNITS,
-                   "Largest attribute change tried (calibrated units).")
-flags.DEFINE_string("out_dir", "explanation", "Output folder.")
-flags.mark_flags_as_required(["recognition", "decoder", "estimators", "significance_dir",
-                              "image1", "image2"])
+
+
+def _define_flags():
+    """Defines the flags (once; importing this module defines none)."""
+    if "significance_dir" in FLAGS:
+        return
+    spec_inputs.define_model_flags(flags)
+    flags.DEFINE_string("significance_dir", None, "Folder written by attr-recovery-significance.")
+    flags.DEFINE_string("image1", None, "First face: FILE.dat:ROW or an image file.")
+    flags.DEFINE_string("image2", None, "Second face: FILE.dat:ROW or an image file.")
+    flags.DEFINE_float("threshold", None, "Cosine threshold (default: the one stored "
+                       "with the directions).")
+    flags.DEFINE_float("max_units", counterfactual.MAX_UNITS,
+                       "Largest attribute change tried (calibrated units).")
+    flags.DEFINE_string("out_dir", "explanation", "Output folder.")
+    flags.mark_flags_as_required(["recognition", "decoder", "estimators", "significance_dir",
+                                  "image1", "image2"])
 
 
 def main(argv):
@@ -77,6 +83,7 @@ def main(argv):
 
 
 def run():
+    _define_flags()
     cli.run(main)
 
 

@@ -15,11 +15,17 @@ from attr_recovery.shipped import reference_decoder
 from interp_fr.common import cli
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("decoder_dir", None, "Decoder trainer folder (decoder.json + "
-                    "checkpoints/); default: the shipped reference decoder.")
-flags.DEFINE_string("output", None, "Output .tflite / .onnx file or SavedModel folder.")
-flags.DEFINE_enum("format", None, sorted(decoder_export.FORMATS),
-                  "Export format (default: from the suffix of --output).")
+
+
+def _define_flags():
+    """Defines the flags (once; importing this module defines none)."""
+    if "format" in FLAGS:
+        return
+    flags.DEFINE_string("decoder_dir", None, "Decoder trainer folder (decoder.json + "
+                        "checkpoints/); default: the shipped reference decoder.")
+    flags.DEFINE_string("output", None, "Output .tflite / .onnx file or SavedModel folder.")
+    flags.DEFINE_enum("format", None, sorted(decoder_export.FORMATS),
+                      "Export format (default: from the suffix of --output).")
 
 
 def main(argv):
@@ -35,6 +41,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
+    _define_flags()
     cli.run(main, required=("output",))
 
 

@@ -19,17 +19,23 @@ from interp_fr.data.image_scaling import to_unit_range
 from interp_fr.common import cli
 
 FLAGS = flags.FLAGS
-spec_inputs.define_model_flags(flags)
-flags.DEFINE_string("world_dir", None, "Synthetic world: its held-out test images "
-                    "(with exact attributes) are the reference faces.")
-flags.DEFINE_string("images", None, "Or: an IJB-A-format .dat file of reference faces.")
-flags.DEFINE_integer("max_images", 400, "At most this many reference faces.")
-flags.DEFINE_string("out_dir", "significance", "Output folder.")
-flags.DEFINE_integer("calibration_images", 32, "Faces decoded per attribute for the "
-                     "decoder response.")
-flags.DEFINE_integer("null_permutations", 200, "Permutations for the noise floor.")
-flags.DEFINE_list("attributes", None, "Attribute names (default: the standard set).")
-flags.mark_flags_as_required(["recognition", "decoder", "estimators"])
+
+
+def _define_flags():
+    """Defines the flags (once; importing this module defines none)."""
+    if "null_permutations" in FLAGS:
+        return
+    spec_inputs.define_model_flags(flags)
+    flags.DEFINE_string("world_dir", None, "Synthetic world: its held-out test images "
+                        "(with exact attributes) are the reference faces.")
+    flags.DEFINE_string("images", None, "Or: an IJB-A-format .dat file of reference faces.")
+    flags.DEFINE_integer("max_images", 400, "At most this many reference faces.")
+    flags.DEFINE_string("out_dir", "significance", "Output folder.")
+    flags.DEFINE_integer("calibration_images", 32, "Faces decoded per attribute for the "
+                         "decoder response.")
+    flags.DEFINE_integer("null_permutations", 200, "Permutations for the noise floor.")
+    flags.DEFINE_list("attributes", None, "Attribute names (default: the standard set).")
+    flags.mark_flags_as_required(["recognition", "decoder", "estimators"])
 
 
 def main(argv):
@@ -53,6 +59,7 @@ def main(argv):
 
 
 def run():
+    _define_flags()
     cli.run(main)
 
 

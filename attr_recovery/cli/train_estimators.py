@@ -22,34 +22,40 @@ from interp_fr.common.atomic_io import atomic_save_text
 
 FLAGS = flags.FLAGS
 _D = et.EstimatorTrainConfig()
-flags.DEFINE_string("world_dir", None, "Synthetic world folder (sets the next three).")
-flags.DEFINE_string("data_dir", None, "Folder of the CASIA / IJB-A-format .dat files.")
-flags.DEFINE_string("aux_dir", None, "Folder of landmarks68.mat / landmarks68_IJBA.mat.")
-flags.DEFINE_string("protocol_dir", None, "IJB-A protocol folder (metadata labels).")
-flags.DEFINE_enum("heads", _D.heads, ["synthetic", "metadata"],
-                  "Exact synthetic attributes, or the IJB-A metadata / file-list labels.")
-flags.DEFINE_string("out_dir", _D.out_dir, "Checkpoints, estimators.json, accuracy.")
-flags.DEFINE_bool("attributes", True, "Train the multi-head attribute estimator.")
-flags.DEFINE_bool("landmarks", True, "Train the landmark heat-map estimator.")
-flags.DEFINE_integer("extra_rendered", _D.extra_rendered,
-                     "Rendered occluded faces added to the training set (synthetic).")
-flags.DEFINE_float("held_out_fraction", _D.held_out_fraction,
-                   "Metadata heads: fraction of IJB-A subjects held out.")
-flags.DEFINE_integer("input_size", _D.input_size, "Attribute estimator resolution.")
-flags.DEFINE_integer("width", _D.width, "Attribute estimator base width.")
-flags.DEFINE_integer("dense_units", _D.dense_units, "Attribute estimator dense width.")
-flags.DEFINE_integer("landmark_input_size", _D.landmark_input_size,
-                     "Landmark estimator resolution.")
-flags.DEFINE_integer("landmark_width", _D.landmark_width, "Landmark estimator width.")
-flags.DEFINE_integer("batch_size", _D.batch_size, "Batch size.")
-flags.DEFINE_integer("max_steps", _D.max_steps, "Total training steps.")
-flags.DEFINE_float("max_seconds", None, "Also stop (and save) after this many seconds.")
-flags.DEFINE_float("learning_rate", _D.learning_rate, "Adam learning rate.")
-flags.DEFINE_float("lowres_prob", _D.lowres_prob, "Probability of a low-resolution batch.")
-flags.DEFINE_integer("seed", _D.seed, "Seed of everything random.")
-flags.DEFINE_integer("save_every_steps", _D.save_every_steps, "Checkpoint period.")
-flags.DEFINE_integer("log_every", _D.log_every, "Log period (steps).")
-flags.DEFINE_bool("evaluate", True, "Write accuracy.json / accuracy.txt on the held-out set.")
+
+
+def _define_flags():
+    """Defines the flags (once; importing this module defines none)."""
+    if "lowres_prob" in FLAGS:
+        return
+    flags.DEFINE_string("world_dir", None, "Synthetic world folder (sets the next three).")
+    flags.DEFINE_string("data_dir", None, "Folder of the CASIA / IJB-A-format .dat files.")
+    flags.DEFINE_string("aux_dir", None, "Folder of landmarks68.mat / landmarks68_IJBA.mat.")
+    flags.DEFINE_string("protocol_dir", None, "IJB-A protocol folder (metadata labels).")
+    flags.DEFINE_enum("heads", _D.heads, ["synthetic", "metadata"],
+                      "Exact synthetic attributes, or the IJB-A metadata / file-list labels.")
+    flags.DEFINE_string("out_dir", _D.out_dir, "Checkpoints, estimators.json, accuracy.")
+    flags.DEFINE_bool("attributes", True, "Train the multi-head attribute estimator.")
+    flags.DEFINE_bool("landmarks", True, "Train the landmark heat-map estimator.")
+    flags.DEFINE_integer("extra_rendered", _D.extra_rendered,
+                         "Rendered occluded faces added to the training set (synthetic).")
+    flags.DEFINE_float("held_out_fraction", _D.held_out_fraction,
+                       "Metadata heads: fraction of IJB-A subjects held out.")
+    flags.DEFINE_integer("input_size", _D.input_size, "Attribute estimator resolution.")
+    flags.DEFINE_integer("width", _D.width, "Attribute estimator base width.")
+    flags.DEFINE_integer("dense_units", _D.dense_units, "Attribute estimator dense width.")
+    flags.DEFINE_integer("landmark_input_size", _D.landmark_input_size,
+                         "Landmark estimator resolution.")
+    flags.DEFINE_integer("landmark_width", _D.landmark_width, "Landmark estimator width.")
+    flags.DEFINE_integer("batch_size", _D.batch_size, "Batch size.")
+    flags.DEFINE_integer("max_steps", _D.max_steps, "Total training steps.")
+    flags.DEFINE_float("max_seconds", None, "Also stop (and save) after this many seconds.")
+    flags.DEFINE_float("learning_rate", _D.learning_rate, "Adam learning rate.")
+    flags.DEFINE_float("lowres_prob", _D.lowres_prob, "Probability of a low-resolution batch.")
+    flags.DEFINE_integer("seed", _D.seed, "Seed of everything random.")
+    flags.DEFINE_integer("save_every_steps", _D.save_every_steps, "Checkpoint period.")
+    flags.DEFINE_integer("log_every", _D.log_every, "Log period (steps).")
+    flags.DEFINE_bool("evaluate", True, "Write accuracy.json / accuracy.txt on the held-out set.")
 
 
 def main(argv):
@@ -81,6 +87,7 @@ def main(argv):
 
 
 def run():
+    _define_flags()
     cli.run(main)
 
 

@@ -24,6 +24,13 @@ import tensorflow as tf
 from interp_fr.data.image_scaling import to_unit_range_tf
 
 TRAIN_CROP_SIZE = 96
+# ITU-R 601 luma weights of R, G, B: the grey scale of the colour jitter.
+LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def grey_scale(images):
+    """uint8 or float images [..., 3] -> their luminance [...] as float32."""
+    return np.asarray(images, np.float32) @ np.array(LUMINANCE_WEIGHTS, np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +97,7 @@ def jitter_colours(images, rng, strength):
     shift = rng.uniform(-25.0 * s, 25.0 * s, size=(b, 1, 1, 1))
     grey = rng.uniform(size=(b, 1, 1, 1)) < 0.5 * s
     x = images.astype(np.float32)
-    luminance = x @ np.array([0.299, 0.587, 0.114], np.float32)
-    x = np.where(grey, luminance[..., None], x)
+    x = np.where(grey, grey_scale(x)[..., None], x)
     return np.clip(np.rint(x * gains + shift), 0, 255).astype(np.uint8)
 
 

@@ -129,8 +129,7 @@ def main():
         run_tests(figures_file, control=True)
         with open(figures_file, encoding="utf-8") as f:
             rows = [json.loads(line) for line in f]
-    meta = {"command": "python experiments/learning_test_spread.py " +
-                       " ".join(sys.argv[1:]),
+    meta = {"command": provenance.command_line("experiments/learning_test_spread.py"),
             "machine": f"{provenance.machine_description()}, {platform.platform()}",
             "seconds": time.perf_counter() - t0}
     summary = summarise(rows)

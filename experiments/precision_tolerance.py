@@ -96,8 +96,7 @@ def main(argv=None):
     if a.protocol:
         rows["float32"] = {"figures": recognition_report.recogniser_figures(
             forward, world)}
-    meta = {"command": "python experiments/precision_tolerance.py " + " ".join(
-                sys.argv[1:] if argv is None else argv),
+    meta = {"command": provenance.command_line("experiments/precision_tolerance.py", argv),
             "machine": provenance.machine_description(),
             "cpu_flags": sorted({"avx512_bf16", "amx_bf16"} & precision.cpu_flags()),
             "float32 seconds": times["float32"]}

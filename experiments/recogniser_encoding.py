@@ -36,9 +36,9 @@ import numpy as np  # noqa: E402
 
 from experiments import provenance  # noqa: E402
 
-SHAPE = ("jaw_width", "face_length", "eye_spacing", "eye_size", "nose_length",
-         "mouth_width")
-COLOUR = ("skin_r", "skin_g", "skin_b", "hair_r", "hair_g", "hair_b")
+from attr_recovery.analysis.significance_truth import (  # noqa: E402
+    COLOUR_ATTRIBUTES as COLOUR, SHAPE_ATTRIBUTES as SHAPE)
+
 OTHER = ("gender", "age", "facial_hair", "yaw", "pitch", "smile", "mouth_open",
          "light_x", "occluder")
 
@@ -62,13 +62,15 @@ def parse_args(argv=None):
 
 def grey(images):
     """uint8 [N, H, W, 3] -> its luminance in all three channels (uint8)."""
-    y = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    from interp_fr.data.pipeline import grey_scale
+    y = grey_scale(images)
     return np.repeat(np.clip(np.rint(y), 0, 255).astype(np.uint8)[..., None], 3, -1)
 
 
-def encoding_row(model, world, train_set, test_set, truth_train, truth_test):
+def encoding_row(model, world, train_set, test_set, attrs_train, attrs_test):
     """Recognition figures (colour and grey), held-out probe R^2 and the
-    significance ranking of one model."""
+    significance ranking of one model (``attrs_*``: the world's attribute
+    files as dicts)."""
     from attr_recovery.analysis import attribute_significance as sig
     from attr_recovery.analysis import significance_truth
     from attr_recovery.readers.recognition import as_recognition_model
@@ -82,10 +84,12 @@ def encoding_row(model, world, train_set, test_set, truth_train, truth_test):
     z_test = sig.representations(rec, to_unit_range(test_set))
     z_grey = sig.representations(rec, to_unit_range(grey(test_set)))
     grey_figs = recognition_report.figures_from_features(z_grey, z_grey, world)["all"]
+    truth_train = significance_truth.truth_table(attrs_train)
+    truth_test = significance_truth.truth_table(attrs_test)
     probes = {n: sig.heldout_probe_r2(z_train, truth_train[n], z_test, truth_test[n])
               for n in SHAPE + COLOUR + OTHER}
-    check = significance_truth.check_against_truth(z_test, truth_test,
-                                                   truth_test["subject"])
+    check = significance_truth.check_against_truth(z_test, attrs_test,
+                                                   attrs_test["subject"])
     sens = check["measures"]["sensitivity"]
     return {"all": figs["all"], "grey": grey_figs, "probe_r2": probes,
             "significance_auc": check["auc"]["sensitivity"],
@@ -121,11 +125,8 @@ def main(argv=None):
     test = dat_files.open_ijba_images(data)
     test_set = test.read_range(0, len(test))
     attrs = os.path.join(world, synthetic_world.ATTR_DIR)
-    truth_train = dict(np.load(os.path.join(attrs, "casia_attributes.npz")))
-    truth_test = dict(np.load(os.path.join(attrs, "ijba_attributes.npz")))
-    for t in (truth_train, truth_test):
-        t["light_x"] = t["light_strength"] * np.cos(t["light_angle"])
-        t["occluder"] = (t["occluder"] > 0).astype(np.float64)
+    attrs_train = dict(np.load(os.path.join(attrs, "casia_attributes.npz")))
+    attrs_test = dict(np.load(os.path.join(attrs, "ijba_attributes.npz")))
 
     models = {f"{n} (reference)": reference_models.load_reference_model(n)[0]
               for n in reference_models.available()}
@@ -138,8 +139,8 @@ def main(argv=None):
     rows = {}
     for name, model in models.items():
         print(f"measuring {name}", flush=True)
-        rows[name] = encoding_row(model, world, train_set, test_set, truth_train,
-                                  truth_test)
+        rows[name] = encoding_row(model, world, train_set, test_set, attrs_train,
+                                  attrs_test)
 
     seconds = time.perf_counter() - t0
     command = provenance.command_line("experiments/recogniser_encoding.py", argv)

@@ -158,8 +158,7 @@ def main(argv=None):
                 os.path.join(a.out, "learning_curves.png"),
                 step_offsets={"sad_only": a.pretrain_steps, "full": a.pretrain_steps})
         md, js = table(records)
-        run = {"command": "python experiments/reproduce_paper.py " + " ".join(
-                   sys.argv[1:] if argv is None else argv),
+        run = {"command": provenance.command_line("experiments/reproduce_paper.py", argv),
                "machine": provenance.machine_description(), "seeds_done": [
                    r["seed"] for r in records],
                "seconds_this_invocation": time.perf_counter() - t0,

@@ -64,8 +64,7 @@ def main(argv=None):
         results[name] = st.check_against_truth(z, attrs, attrs["subject"])
         print(name, {k: round(v, 3) for k, v in results[name]["auc"].items()},
               flush=True)
-    meta = {"command": "python experiments/significance_truth.py " + " ".join(
-                sys.argv[1:] if argv is None else argv),
+    meta = {"command": provenance.command_line("experiments/significance_truth.py", argv),
             "machine": provenance.machine_description(),
             "seconds": time.perf_counter() - t0, "world_seed": a.world_seed,
             "identity_attributes": list(st.IDENTITY_ATTRIBUTES),

@@ -96,8 +96,8 @@ def main():
                          sensitivity=truth["measures"]["sensitivity"])
             record["models"][label] = entry
             print(label, {k: round(v, 3) for k, v in truth["auc"].items()}, flush=True)
-    record.update(command="python experiments/train_backbone_recognisers.py "
-                  + " ".join(sys.argv[1:]), machine=provenance.machine_description(),
+    record.update(command=provenance.command_line("experiments/train_backbone_recognisers.py"),
+                  machine=provenance.machine_description(),
                   seconds=time.perf_counter() - t_start)
     md = ["# The attribute-recovery backbones as recognisers of the synthetic world", "",
           f"Command: `{record['command']}`; machine: {record['machine']}; "

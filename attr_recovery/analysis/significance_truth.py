@@ -24,10 +24,10 @@ import numpy as np
 from attr_recovery.analysis import attribute_significance as sig
 
 # Attributes of `interp_fr.data.synthetic_faces.image_attributes`, by role.
-IDENTITY_ATTRIBUTES = (
-    "jaw_width", "face_length", "eye_spacing", "eye_size", "nose_length",
-    "mouth_width", "skin_r", "skin_g", "skin_b", "hair_r", "hair_g", "hair_b",
-    "gender", "age", "facial_hair")
+SHAPE_ATTRIBUTES = ("jaw_width", "face_length", "eye_spacing", "eye_size",
+                    "nose_length", "mouth_width")
+COLOUR_ATTRIBUTES = ("skin_r", "skin_g", "skin_b", "hair_r", "hair_g", "hair_b")
+IDENTITY_ATTRIBUTES = SHAPE_ATTRIBUTES + COLOUR_ATTRIBUTES + ("gender", "age", "facial_hair")
 NUISANCE_ATTRIBUTES = (
     "yaw", "pitch", "roll", "smile", "mouth_open", "brow_raise", "light_x",
     "light_y", "occluder")
@@ -35,7 +35,7 @@ MEASURES = ("sensitivity", "probe_r2")
 # Estimator readouts that stand for identity attributes of the world (the
 # significance of the main job measures these, not the exact rgb values).
 IDENTITY_READOUTS = IDENTITY_ATTRIBUTES + ("skin_tone", "hair_lightness") + tuple(
-    "lm_" + n for n in IDENTITY_ATTRIBUTES[:6])
+    "lm_" + n for n in SHAPE_ATTRIBUTES)
 NUISANCE_READOUTS = NUISANCE_ATTRIBUTES + ("lm_smile", "lm_mouth_open", "lm_brow_raise")
 
 
@@ -80,6 +80,14 @@ def measures(z, truth, subjects, ridge=1e-3):
         out["probe_r2"][name] = (sig.probe_r2(zn, standardised[:, j], groups=subjects)
                                  if keep[j] else 0.0)
     return out
+
+
+def readout_auc(significance):
+    """Sensitivity-ranking AUC of identity over nuisance readouts of a
+    `attribute_significance.compute_significance` result (estimated attributes,
+    as the main job measures them)."""
+    return ranking_auc({n: m["sensitivity"] for n, m in significance["attributes"].items()},
+                       IDENTITY_READOUTS, NUISANCE_READOUTS)
 
 
 def ranking_auc(scores, positives=IDENTITY_ATTRIBUTES, negatives=NUISANCE_ATTRIBUTES):

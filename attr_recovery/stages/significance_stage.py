@@ -183,9 +183,7 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
                                                result["unreadable"].items()}
     # The world knows which attributes make an identity (significance_truth).
     figures["sensitivity ranking AUC, identity over nuisance attributes"] = round(
-        significance_truth.ranking_auc(
-            {n: m["sensitivity"] for n, m in result["attributes"].items()},
-            significance_truth.IDENTITY_READOUTS, significance_truth.NUISANCE_READOUTS), 3)
+        significance_truth.readout_auc(result), 3)
     figures["recoverability r (decoded vs real, top 5)"] = {
         n: round(m["recoverability"], 3) for n, m in sorted(
             result["attributes"].items(),

@@ -112,9 +112,8 @@ def test_significance_on_estimated_attributes_separates_identity_from_nuisance(
     def auc(model):
         res = sig.compute_significance(as_recognition_model(model), None, reader, x,
                                        truth=dict(held.targets), subjects=held.subjects)
-        sens = {n: a["sensitivity"] for n, a in res["attributes"].items()}
         above = {n for n, a in res["attributes"].items() if a["above_noise"]}
-        return st.ranking_auc(sens, st.IDENTITY_READOUTS, st.NUISANCE_READOUTS), above, res
+        return st.readout_auc(res), above, res
 
     trained, above, res = auc(recogniser)
     assert trained >= 0.9

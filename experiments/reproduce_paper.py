@@ -5,8 +5,13 @@
 For each seed: a synthetic world (`WorldConfig` defaults, that seed), the base
 CNN pretrained for ``--pretrain_steps``, then
 
-  * base:     the base CNN trained for ``--pretrain_steps + --steps`` steps
-              (a run of its own, so that every row has the same budget);
+  * base:     the base CNN trained for ``--pretrain_steps + --steps`` steps,
+              so that every row has the same budget: a run of its own
+              (``--base_row scratch``), or the pretrained base resumed for
+              ``--steps`` more steps on the longer run's schedule
+              (``--base_row continue``: the rows then differ only in the
+              losses of their last ``--steps`` steps, and the long pretraining
+              is not paid twice);
   * sad_only: hypercolumn + peak mask + spatial activation diversity, no
               occlusion branch, ``--steps`` steps from the pretrained base;
   * full:     every loss, ``--steps`` steps from the pretrained base;
@@ -45,6 +50,7 @@ from interp_fr.eval import (peak_locations, recognition_report,  # noqa: E402
                             training_curves)
 
 MODEL_ROWS = ("base", "sad_only", "full")
+BASE_ROWS = ("scratch", "continue")
 
 
 def parse_args(argv=None):
@@ -59,6 +65,8 @@ def parse_args(argv=None):
     p.add_argument("--colour_jitter", type=float, default=0.0, help="strength of the "
                    "training images' colour jitter (0: none, as the original; see "
                    "data.pipeline.jitter_colours)")
+    p.add_argument("--base_row", choices=BASE_ROWS, default="scratch",
+                   help="how the base row reaches its budget (see above)")
     p.add_argument("--export", default=None, help="write the first seed's models "
                    "as reference weights into this folder")
     return p.parse_args(argv)
@@ -81,9 +89,10 @@ def run_seed(a, seed, work, log):
     # A finished training resumes at its last step and has nothing to do.
     pre = recipes.train_paper_model(recipe, "base", world, os.path.join(ckpt, "pretrain"),
                                     log=say)
-    long_base = recipes.train_paper_model(
-        dataclasses.replace(recipe, pretrain_steps=a.pretrain_steps + a.steps), "base",
-        world, ckpt, log=say)
+    long_recipe = dataclasses.replace(recipe, pretrain_steps=a.pretrain_steps + a.steps)
+    if a.base_row == "continue":
+        recipes.continue_training(pre, long_recipe, "base", world, ckpt)
+    long_base = recipes.train_paper_model(long_recipe, "base", world, ckpt, log=say)
     trained = {"base": long_base}
     for name in ("sad_only", "full"):
         trained[name] = recipes.train_paper_model(recipe, name, world, ckpt, base=pre,

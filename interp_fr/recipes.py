@@ -14,6 +14,7 @@ world".
 """
 import dataclasses
 import os
+import shutil
 import time
 
 from interp_fr import losses, tf1_checkpoint, training
@@ -107,6 +108,34 @@ class TrainedModel:
     @property
     def model(self):
         return self.trainer.model
+
+
+def continue_training(trained, recipe, name, world_dir, out_dir):
+    """Makes `train_paper_model` (recipe, name, world_dir, out_dir) resume from a
+    copy of the finished run ``trained`` instead of starting from scratch.
+
+    The copy holds the whole training state (weights, optimizer moments and
+    iteration count, data position), so the new run goes on at the step where
+    ``trained`` stopped, up to its own budget, and its learning rate follows
+    its own (longer) schedule from that step on: the last steps of a run of
+    the longer budget, after a first part trained on the shorter schedule.
+    ``trained``'s folder is left as it was; nothing is copied when the new
+    run's folder exists (a finished or resumed continuation).
+
+    Args:
+        trained: the `TrainedModel` to continue.
+        recipe: the new run's `Recipe` (a larger step budget).
+        name: a key of `PAPER_MODELS`, the same variant as ``trained``.
+        world_dir, out_dir: as for `train_paper_model`.
+    """
+    target = train_config(recipe, world_dir, os.path.join(out_dir, name), name).model_dir
+    if os.path.isdir(target):
+        return
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = target + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(trained.trainer.config.model_dir, tmp)
+    os.replace(tmp, target)
 
 
 def train_paper_model(recipe, name, world_dir, out_dir, base=None, progress=False,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from interp_fr import tf1_checkpoint, training
+from interp_fr import recipes, tf1_checkpoint, training
 from interp_fr.common import cli
 from interp_fr.data import synthetic_world
 from interp_fr.model import InterpFRNet
@@ -108,6 +108,30 @@ def test_resume_continues_exactly(world, tmp_path, recipe):
     for opt_a, opt_b in optimizers:
         for a, b in zip(opt_a.variables, opt_b.variables):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
+def test_continued_training_is_the_longer_run(world, tmp_path):
+    # With a constant learning rate the longer run's schedule is the shorter
+    # one's, so a continuation must reproduce a straight run of the longer
+    # budget exactly; the shorter run's folder must stay as it was.
+    recipe = recipes.Recipe(batch_size=16, pretrain_steps=2, lr_schedule="constant",
+                            warmup_steps=0, seed=3, **SMALL)
+    longer = dataclasses.replace(recipe, pretrain_steps=4)
+    straight = recipes.train_paper_model(longer, "base", world, tmp_path / "straight")
+    short = recipes.train_paper_model(recipe, "base", world, tmp_path / "short")
+    before = sorted(os.listdir(short.trainer.config.model_dir))
+    recipes.continue_training(short, longer, "base", world, tmp_path / "long")
+    continued = recipes.train_paper_model(longer, "base", world, tmp_path / "long")
+    assert continued.trainer.restored_from is not None
+    assert [s for s, _ in continued.trainer.history] == [3, 4]  # only these ran
+    assert int(continued.trainer.step.numpy()) == 4
+    for a, b in zip(straight.model.weights, continued.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-6, err_msg=a.path)
+    assert sorted(os.listdir(short.trainer.config.model_dir)) == before
+    # A second call finds the continuation and leaves it alone.
+    recipes.continue_training(short, longer, "base", world, tmp_path / "long")
+    again = recipes.train_paper_model(longer, "base", world, tmp_path / "long")
+    assert int(again.trainer.step.numpy()) == 4 and again.trainer.history == []
 
 
 def test_head_learning_rate_multiplier_scales_only_the_new_variables(world, tmp_path):

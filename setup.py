@@ -68,7 +68,9 @@ setup(
     # Reference weights of our own models (interp_fr/reference_models.py,
     # attr_recovery/shipped/reference_decoder.py, attr_recovery/shipped/reference_estimators.py).
     package_data={"interp_fr": ["reference_weights/*.weights.h5",
-                                "reference_weights/*.json"],
+                                "reference_weights/*.json",
+                                "reference_weights/*/*.weights.h5",
+                                "reference_weights/*/*.json"],
                   "attr_recovery": ["reference_weights/*/*.json",
                                     "reference_weights/*/checkpoints/*"]},
     install_requires=[

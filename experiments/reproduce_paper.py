@@ -23,8 +23,9 @@ image, with the spreadness d of its filters' average peak locations
 raw-pixel baseline. Writes ``table.md`` / ``table.json`` (mean +- std over the
 seeds, and every seed), ``peak_locations.png`` (the paper's figure, one row per
 model, first seed), ``learning_curves.png`` and ``run.json`` (command, machine,
-run time). ``--export DIR`` also writes the first seed's three models as
-reference weights (`interp_fr.reference_models`).
+run time). ``--rows`` trains and measures only some of the three models;
+``--export DIR`` also writes the first seed's models as reference weights
+(`interp_fr.reference_models`).
 
 Resumable: run the same command again and finished trainings are not redone
 (each trainer resumes from its checkpoint; evaluations are cached per seed).
@@ -67,9 +68,18 @@ def parse_args(argv=None):
                    "data.pipeline.jitter_colours)")
     p.add_argument("--base_row", choices=BASE_ROWS, default="scratch",
                    help="how the base row reaches its budget (see above)")
+    p.add_argument("--rows", default=",".join(MODEL_ROWS), help="the models to train "
+                   "and measure, a comma-separated subset of " + ", ".join(MODEL_ROWS))
     p.add_argument("--export", default=None, help="write the first seed's models "
                    "as reference weights into this folder")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    given = [r for r in a.rows.split(",") if r]
+    unknown = sorted(set(given) - set(MODEL_ROWS))
+    if unknown or not given:
+        p.error(f"--rows: {', '.join(unknown) or 'none given'}; choose from "
+                f"{', '.join(MODEL_ROWS)}")
+    a.rows = tuple(r for r in MODEL_ROWS if r in given)
+    return a
 
 
 def _recipe(a, seed):
@@ -78,8 +88,8 @@ def _recipe(a, seed):
 
 
 def run_seed(a, seed, work, log):
-    """Trains (or, when done before, reloads) and evaluates the three models of
-    one seed; returns (its record, name -> `recipes.TrainedModel`)."""
+    """Trains (or, when done before, reloads) and evaluates the models ``a.rows``
+    of one seed; returns (its record, name -> `recipes.TrainedModel`)."""
     world = os.path.join(work, f"seed{seed}", "world")
     if not os.path.isfile(os.path.join(world, "world.json")):
         synthetic_world.build_world(world, synthetic_world.WorldConfig(seed=seed))
@@ -89,18 +99,23 @@ def run_seed(a, seed, work, log):
     # A finished training resumes at its last step and has nothing to do.
     pre = recipes.train_paper_model(recipe, "base", world, os.path.join(ckpt, "pretrain"),
                                     log=say)
-    long_recipe = dataclasses.replace(recipe, pretrain_steps=a.pretrain_steps + a.steps)
-    if a.base_row == "continue":
-        recipes.continue_training(pre, long_recipe, "base", world, ckpt)
-    long_base = recipes.train_paper_model(long_recipe, "base", world, ckpt, log=say)
-    trained = {"base": long_base}
-    for name in ("sad_only", "full"):
+    trained = {}
+    if "base" in a.rows:
+        long_recipe = dataclasses.replace(recipe,
+                                          pretrain_steps=a.pretrain_steps + a.steps)
+        if a.base_row == "continue":
+            recipes.continue_training(pre, long_recipe, "base", world, ckpt)
+        trained["base"] = recipes.train_paper_model(long_recipe, "base", world, ckpt,
+                                                    log=say)
+    for name in [r for r in a.rows if r != "base"]:
         trained[name] = recipes.train_paper_model(recipe, name, world, ckpt, base=pre,
                                                   log=say)
     cache = os.path.join(work, f"seed{seed}", "record.json")
     if os.path.isfile(cache):
         with open(cache, encoding="utf-8") as f:
-            return json.load(f), trained
+            cached = json.load(f)
+        if set(a.rows) <= set(cached["models"]):
+            return cached, trained
     record = {"seed": seed, "recipe": dataclasses.asdict(recipe), "models": {}}
     forwards = {n: features.keras_forward(t.model) for n, t in trained.items()}
     peaks = peak_locations.peak_location_figure_for_models(
@@ -117,10 +132,10 @@ def run_seed(a, seed, work, log):
     return record, trained
 
 
-def table(records):
+def table(records, model_rows=MODEL_ROWS):
     """Markdown and JSON of mean +- std over the seeds' records."""
     rows, js = [], {}
-    for name in MODEL_ROWS:
+    for name in model_rows:
         figs = [r["models"][name]["figures"] for r in records]
         agg = recognition_report.mean_std(figs)
         rows.append((name, agg))
@@ -133,7 +148,7 @@ def table(records):
     js["raw pixels"] = {"figures": pixels}
     md = [recognition_report.table_markdown(rows), "",
           "| model | spreadness d positive (px) | d negative (px) |", "|---|---|---|"]
-    for name in MODEL_ROWS:
+    for name in model_rows:
         dp, dn = js[name]["d_pos"], js[name]["d_neg"]
         md.append(f"| {name} | {dp[0]:.2f} +- {dp[1]:.2f} | {dn[0]:.2f} +- {dn[1]:.2f} |")
     return "\n".join(md) + "\n", js
@@ -153,7 +168,7 @@ def main(argv=None):
             if a.export:
                 reference_models.export_reference_models(
                     {n: t.model for n, t in trained.items()}, a.export,
-                    {n: record["models"][n] for n in MODEL_ROWS},
+                    {n: record["models"][n] for n in a.rows},
                     provenance={"command": " ".join(["python", "experiments/"
                                                      "reproduce_paper.py"] + sys.argv[1:]),
                                 "seed": seed, "recipe": record["recipe"]})
@@ -163,16 +178,16 @@ def main(argv=None):
                         a.out, "peak_locations.png"), "wb") as g:
                     g.write(f.read())
             training_curves.plot_learning_curves(
-                {n: record["models"][n]["history"] for n in MODEL_ROWS},
+                {n: record["models"][n]["history"] for n in a.rows},
                 os.path.join(a.out, "learning_curves.png"),
                 step_offsets={"sad_only": a.pretrain_steps, "full": a.pretrain_steps})
-        md, js = table(records)
+        md, js = table(records, a.rows)
         run = {"command": provenance.command_line("experiments/reproduce_paper.py", argv),
                "machine": provenance.machine_description(), "seeds_done": [
                    r["seed"] for r in records],
                "seconds_this_invocation": time.perf_counter() - t0,
                "train_seconds": {str(r["seed"]): {n: r["models"][n]["train_seconds"]
-                                                  for n in MODEL_ROWS} for r in records}}
+                                                  for n in a.rows} for r in records}}
         atomic_save_text(os.path.join(a.out, "table.md"),
                          f"# The paper's table on the synthetic world\n\n"
                          f"Seeds {run['seeds_done']}; mean +- std over seeds. "

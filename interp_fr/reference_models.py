@@ -9,6 +9,15 @@ guesses from shapes), the figures measured when it was made, and the command
 that made it. They are not the original authors' weights: they exist so that
 the analyses have a strong model to show on CPUs where the main job cannot
 train one to convergence in its time budget.
+
+``reference_weights/colour_jitter/`` holds the full model trained the same
+way but with colour jitter on the training images (not in the original;
+``reproduce_paper.py --colour_jitter 1 --pretrain_steps 12000 --rows full``).
+The world's identities differ in colour as well as in shape, and without the
+jitter the models recognise by colour alone (grey-scale TAR@1e-2 0.3 against
+0.99 in colour); with it the representation also carries face shape, which is
+what attribute recovery needs of its recogniser (BUILD_NOTES.md, "What the
+recognisers encode").
 """
 import os
 
@@ -18,6 +27,7 @@ from interp_fr.weights_files import (WEIGHTS_SUFFIX, read_config,
 REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                              "reference_weights")
 NAMES = ("base", "sad_only", "full")
+COLOUR_JITTER_DIR = os.path.join(REFERENCE_DIR, "colour_jitter")
 def export_reference_models(models, folder, records, provenance):
     """Writes trained models as reference weights.
 
@@ -44,6 +54,15 @@ def available(folder=REFERENCE_DIR):
     return [n for n in NAMES
             if os.path.isfile(os.path.join(folder, n + WEIGHTS_SUFFIX))
             and os.path.isfile(os.path.join(folder, n + ".json"))]
+
+
+def shipped():
+    """label -> (name, folder) of every reference model present: the paper's
+    models under their names, the colour-jitter ones as ``colour_jitter/NAME``."""
+    found = {n: (n, REFERENCE_DIR) for n in available()}
+    found.update({f"colour_jitter/{n}": (n, COLOUR_JITTER_DIR)
+                  for n in available(COLOUR_JITTER_DIR)})
+    return found
 
 
 def reference_description(name, folder=REFERENCE_DIR):

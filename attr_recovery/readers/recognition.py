@@ -177,7 +177,8 @@ def load_recognition_model(spec, variant="full", input_size=None):
       ``keras:FILE``    a saved Keras model (``.keras``), e.g. a functional model
                         whose output is the representation;
       ``reference:NAME`` a shipped reference InterpFRNet (``base``, ``sad_only``,
-                        ``full``; ``interp_fr.reference_models``).
+                        ``full``, ``colour_jitter/full``;
+                        ``interp_fr.reference_models.shipped``).
     """
     kind, sep, path = str(spec).partition(":")
     if not sep or kind not in SPEC_KINDS or not path:
@@ -185,10 +186,11 @@ def load_recognition_model(spec, variant="full", input_size=None):
                          f"{', '.join(k + ':PATH' for k in SPEC_KINDS)}; got {spec!r}")
     if kind == "reference":
         from interp_fr import reference_models
-        if path not in reference_models.available():
+        shipped = reference_models.shipped()
+        if path not in shipped:
             raise FileNotFoundError(f"recognition model {spec!r}: no reference model "
-                                    f"{path!r} (have {reference_models.available()})")
-        model, _ = reference_models.load_reference_model(path)
+                                    f"{path!r} (have {sorted(shipped)})")
+        model, _ = reference_models.load_reference_model(*shipped[path])
         return as_recognition_model(model, input_size, name=spec)
     if not os.path.exists(path):
         raise FileNotFoundError(f"recognition model {spec!r}: {path} does not exist")

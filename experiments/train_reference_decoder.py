@@ -7,13 +7,15 @@ Stage 1 (resumable: run the same command again): 2 images each of
 ``--identities`` fresh synthetic identities, paired with their canonical
 portraits (``interp_fr.data.canonical_pairs``), train the ``legible64`` decoder
 (``attr_recovery.trainers.training``, joint mode) for the shipped reference ``full``
-model. Stage 2: the decoder's figures on the world of seed 0
+model (``--recognition reference:colour_jitter/full``: the full model trained
+with colour jitter, whose decoder is shipped in a folder of its own). Stage 2:
+the decoder's figures on the world of seed 0
 (``attr_recovery.stages.decoding_stage.evaluate_decoder``: reconstruction attack on seen
 and unseen subjects, SSIM / PSNR against the input and the canonical
 portrait, cosines, grids), written as ``report.md`` / ``report.json`` to
 ``--out``; with ``--export`` the decoder goes to
-``attr_recovery/reference_weights/decoder_full64`` (decoder.json with the
-figures and this command, one model-only checkpoint).
+``attr_recovery/reference_weights/<reference_decoder.DECODERS[--recognition]>``
+(decoder.json with the figures and this command, one model-only checkpoint).
 """
 import argparse
 import json
@@ -39,7 +41,7 @@ from interp_fr.common.json_safe import json_safe  # noqa: E402
 def report_markdown(record):
     """The results folder's report.md."""
     f = record["figures"]
-    lines = ["# Legible reference decoder (64 px) for the reference full model", "",
+    lines = [f"# Legible reference decoder (64 px) for {record['config']['recognition']}", "",
              f"Command: `{record['command']}`; machine: {record['machine']}; "
              f"{record['steps']} steps; training {record['train_seconds_total']:.0f} s "
              f"over all calls (to the last logged step); this call "
@@ -77,6 +79,9 @@ def main():
     p.add_argument("--w_id", type=float, default=0.2)
     p.add_argument("--identity_every", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--recognition", default=reference_decoder.RECOGNITION,
+                   choices=sorted(reference_decoder.DECODERS),
+                   help="the shipped recogniser the decoder inverts")
     p.add_argument("--export", action="store_true",
                    help="write the decoder to attr_recovery/reference_weights")
     args = p.parse_args()
@@ -91,10 +96,14 @@ def main():
     if not os.path.isdir(targets):
         canonical_pairs.build_canonical_pairs(pairs, args.identities,
                                               args.images_per_identity, seed=args.seed)
-    recognition, _ = reference_models.load_reference_model("full")
+    label = args.recognition.partition(":")[2]
+    recognition, _ = reference_models.load_reference_model(
+        *reference_models.shipped()[label])
     config = training.DecoderTrainConfig(
-        data_dir=inputs, target_dir=targets, out_dir=os.path.join(args.work, "decoder"),
-        recognition="reference:full", batch_size=args.batch_size,
+        # One folder per recogniser: a run for another must not resume this one.
+        data_dir=inputs, target_dir=targets,
+        out_dir=os.path.join(args.work, reference_decoder.DECODERS[args.recognition]),
+        recognition=args.recognition, batch_size=args.batch_size,
         max_steps=args.max_steps, seed=args.seed, w_id=args.w_id,
         identity_every=args.identity_every, save_every_steps=500, log_every=250,
         progress=False, tensorboard=False, **training.PRESETS["legible64"])
@@ -127,7 +136,8 @@ def main():
         written = reference_decoder.export_reference_decoder(
             trainer.decoder, config, recorded=figures,
             provenance=dict(command=command, steps=record["steps"],
-                            identities=args.identities, seed=args.seed))
+                            identities=args.identities, seed=args.seed),
+            recognition=args.recognition)
         print("exported:", *written, sep="\n  ")
     print(open(os.path.join(args.out, "report.md"), encoding="utf-8").read())
 

@@ -21,21 +21,30 @@ from interp_fr.common.atomic_io import atomic_save_text
 # attr_recovery/reference_weights/, beside this package.
 REFERENCE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                              "reference_weights")
-DECODER_NAME = "decoder_full64"
+# A decoder inverts one recogniser: the recogniser's spec
+# (`readers.recognition.load_recognition_model`) -> the shipped decoder's folder.
+DECODERS = {"reference:full": "decoder_full64",
+            "reference:colour_jitter/full": "decoder_colour_jitter_full64"}
 RECOGNITION = "reference:full"
+DECODER_NAME = DECODERS[RECOGNITION]
 
 
-def reference_decoder_dir(folder=REFERENCE_DIR):
-    """Folder of the shipped decoder (may be absent)."""
-    return os.path.join(folder, DECODER_NAME)
+def reference_decoder_dir(folder=REFERENCE_DIR, recognition=RECOGNITION):
+    """Folder of the decoder shipped for ``recognition`` (may be absent)."""
+    if recognition not in DECODERS:
+        raise ValueError(f"no reference decoder is made for {recognition!r}; "
+                         f"choose from {sorted(DECODERS)}")
+    return os.path.join(folder, DECODERS[recognition])
 
 
-def available(folder=REFERENCE_DIR):
-    """Whether the shipped decoder is present (description and checkpoint)."""
-    return shipped_files.present(reference_decoder_dir(folder), decoder_lib.CONFIG_FILE)
+def available(folder=REFERENCE_DIR, recognition=RECOGNITION):
+    """Whether the decoder for ``recognition`` is present (description and checkpoint)."""
+    return shipped_files.present(reference_decoder_dir(folder, recognition),
+                                 decoder_lib.CONFIG_FILE)
 
 
-def export_reference_decoder(decoder, config, recorded, provenance, folder=REFERENCE_DIR):
+def export_reference_decoder(decoder, config, recorded, provenance, folder=REFERENCE_DIR,
+                             recognition=RECOGNITION):
     """Writes ``decoder`` (model variables only) with its description.
 
     Args:
@@ -43,24 +52,28 @@ def export_reference_decoder(decoder, config, recorded, provenance, folder=REFER
       config: the `training.DecoderTrainConfig` it was trained with.
       recorded: figures measured on it (JSON-safe dict).
       provenance: dict (command, steps, seed, ...).
+      folder: the reference-weights folder.
+      recognition: the spec of the recogniser it inverts (a key of `DECODERS`).
     Returns: list of the files written.
     """
-    out = reference_decoder_dir(folder)
+    out = reference_decoder_dir(folder, recognition)
     written = shipped_files.write_checkpoint(out, model=decoder.variables_for_checkpoint())
     train = dataclasses.asdict(config)
     train["channels"] = {str(k): v for k, v in (config.channels or {}).items()}
     desc = decoder_lib.decoder_description(
-        decoder, RECOGNITION, "full",
-        extra={"name": DECODER_NAME, "train_config": train, "recorded": recorded,
+        decoder, recognition, "full",
+        extra={"name": DECODERS[recognition], "train_config": train, "recorded": recorded,
                "provenance": provenance})
     path = os.path.join(out, decoder_lib.CONFIG_FILE)
     atomic_save_text(path, json.dumps(desc, indent=1, default=str))
     return written + [path]
 
 
-def load_reference_decoder(folder=REFERENCE_DIR):
-    """(`decoder.FeatureDecoder`, description dict) of the shipped decoder."""
-    decoder, description, _ = decoder_lib.load_trained_decoder(reference_decoder_dir(folder))
+def load_reference_decoder(folder=REFERENCE_DIR, recognition=RECOGNITION):
+    """(`decoder.FeatureDecoder`, description dict) of the decoder shipped for
+    ``recognition``."""
+    decoder, description, _ = decoder_lib.load_trained_decoder(
+        reference_decoder_dir(folder, recognition))
     return decoder, description
 
 

@@ -46,6 +46,31 @@ def test_shipped_files_describe_themselves_and_fit_the_budget():
     assert total < 30e6      # issue 15's budget for shipped attribute-recovery weights
 
 
+def test_a_decoder_is_shipped_per_recogniser(tmp_path):
+    """Each recogniser's decoder has a folder of its own, which records the
+    recogniser it inverts; a recogniser no decoder is made for is refused."""
+    from attr_recovery.trainers import training
+    _, doc = reference_decoder.load_reference_decoder()
+    tf.keras.utils.set_random_seed(1)
+    decoder = decoder_lib.build_decoder(doc)
+    spec = "reference:colour_jitter/full"
+    assert not reference_decoder.available(str(tmp_path), spec)
+    reference_decoder.export_reference_decoder(
+        decoder, training.DecoderTrainConfig(), recorded={}, provenance={},
+        folder=str(tmp_path), recognition=spec)
+    assert reference_decoder.available(str(tmp_path), spec)
+    assert not reference_decoder.available(str(tmp_path))   # the full model's is apart
+    loaded, loaded_doc = reference_decoder.load_reference_decoder(str(tmp_path), spec)
+    assert loaded_doc["recognition"] == spec
+    assert loaded_doc["name"] == "decoder_colour_jitter_full64"
+    saved, back = decoder.variables_for_checkpoint(), loaded.variables_for_checkpoint()
+    assert sorted(saved) == sorted(back)
+    for key, variable in saved.items():
+        np.testing.assert_array_equal(np.asarray(variable), np.asarray(back[key]), key)
+    with pytest.raises(ValueError, match="no reference decoder is made for"):
+        reference_decoder.reference_decoder_dir(recognition="reference:base")
+
+
 def test_decoder_figures_are_measured_again(reference_world, recogniser):
     decoder, doc = reference_decoder.load_reference_decoder()
     recorded = doc["recorded"]["check"]

@@ -266,22 +266,56 @@ def stage_interpretability(ctx):
                 os.path.join(out, "occlusion_feature_change.png")}
 
 
+# The shipped recognisers the attribute-recovery stages explain, best first: the
+# full model trained with colour jitter carries face shape, the paper's full
+# model only colour (BUILD_NOTES.md, "What the recognisers encode"). One is
+# taken only with the decoder shipped for it.
+ATTRIBUTE_RECOGNISERS = ("reference:colour_jitter/full", "reference:full")
+
+
+def _shipped_attribute_recogniser():
+    """(spec, `InterpFRNet`) of the first of `ATTRIBUTE_RECOGNISERS` shipped with
+    its decoder, or None."""
+    from attr_recovery.shipped import reference_decoder
+    shipped = reference_models.shipped()
+    for spec in ATTRIBUTE_RECOGNISERS:
+        label = spec.partition(":")[2]
+        if label in shipped and reference_decoder.available(recognition=spec):
+            return spec, reference_models.load_reference_model(*shipped[label])[0]
+    return None
+
+
 def _recogniser_for_attributes(ctx):
-    """The face model the attribute-recovery stages explain: the reference full
-    model when one is shipped (a converged recogniser), else this run's."""
-    if "reference_full" in ctx.values:
-        return ctx.values["reference_full"], "full model (reference weights)"
-    return ctx.values["model"], "full model (this run)"
+    """(model, label, spec or None) of the face model the attribute-recovery
+    stages explain: a shipped converged recogniser whose decoder is shipped
+    (`ATTRIBUTE_RECOGNISERS`), else the reference full model, else this run's."""
+    if "attribute_recogniser" not in ctx.values:
+        found = _shipped_attribute_recogniser()
+        if found is not None:
+            spec, model = found
+            label = ("full model trained with colour jitter (reference weights)"
+                     if "colour_jitter" in spec else "full model (reference weights)")
+            ctx.values["attribute_recogniser"] = (model, label, spec)
+        elif "reference_full" in ctx.values:
+            ctx.values["attribute_recogniser"] = (
+                ctx.values["reference_full"], "full model (reference weights)",
+                "reference:full")
+        else:
+            ctx.values["attribute_recogniser"] = (ctx.values["model"],
+                                                  "full model (this run)", None)
+    return ctx.values["attribute_recogniser"]
 
 
 def _shipped_attribute_models(ctx):
     """(decoder folder, estimators folder) shipped for the recogniser, or (None, None):
-    they were made for the reference full model, so only when it is the recogniser."""
+    a decoder is made for one recogniser, so only for a shipped one; the
+    estimators read images and serve any."""
     from attr_recovery.shipped import reference_decoder, reference_estimators
-    if ctx.attribute_models != "reference" or "reference_full" not in ctx.values:
+    spec = _recogniser_for_attributes(ctx)[2]
+    if ctx.attribute_models != "reference" or spec is None:
         return None, None
-    return (reference_decoder.reference_decoder_dir()
-            if reference_decoder.available() else None,
+    return (reference_decoder.reference_decoder_dir(recognition=spec)
+            if reference_decoder.available(recognition=spec) else None,
             reference_estimators.reference_estimators_dir()
             if reference_estimators.available() else None)
 
@@ -289,7 +323,7 @@ def _shipped_attribute_models(ctx):
 def stage_decoding(ctx):
     """Attribute recovery, stage 1: decode a face model's features into faces."""
     from attr_recovery.stages import decoding_stage
-    model, which = _recogniser_for_attributes(ctx)
+    model, which, _ = _recogniser_for_attributes(ctx)
     figures = {"recogniser": which}
     shipped, _ = _shipped_attribute_models(ctx)
     if shipped:
@@ -312,7 +346,7 @@ def stage_decoding(ctx):
 def stage_significance(ctx):
     """Attribute recovery, stage 2: attribute significance and one explained pair."""
     from attr_recovery.stages import significance_stage
-    model, which = _recogniser_for_attributes(ctx)
+    model, which, _ = _recogniser_for_attributes(ctx)
     figures = {"recogniser": which}
     _, estimators = _shipped_attribute_models(ctx)
     if estimators:

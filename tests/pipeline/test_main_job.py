@@ -56,3 +56,37 @@ def test_full_model_starts_from_the_reference_base_only_when_it_fits(tmp_path):
     assert main_job._reference_base(ctx(), subjects - 1) is None
     assert main_job._reference_base(ctx(df_dim=4), subjects) is None
     assert main_job._reference_base(ctx(pretrained_base="train"), subjects) is None
+
+
+def test_attribute_stages_explain_the_best_shipped_recogniser_with_a_decoder(
+        tmp_path, monkeypatch):
+    """The colour-jitter full model is explained when its decoder is shipped,
+    with that decoder; else the reference full model with its own; else, with
+    no shipped decoder at all, the reference full model and no shipped decoder."""
+    from attr_recovery.shipped import reference_decoder
+    from interp_fr import recipes, reference_models
+    from interp_fr.pipeline import main_job
+    from interp_fr.data import synthetic_world
+    full = reference_models.shipped()["full"]
+    decoders = set()
+    monkeypatch.setattr(reference_models, "shipped", lambda: {
+        "full": full, "colour_jitter/full": full})
+    monkeypatch.setattr(reference_decoder, "available",
+                        lambda folder=None, recognition="reference:full":
+                        recognition in decoders)
+
+    def choice():
+        ctx = main_job.JobContext(str(tmp_path), synthetic_world.WorldConfig(),
+                                  model_config=recipes.Recipe())
+        ctx.values.update(reference_full="reference full", model="this run")
+        _, label, spec = main_job._recogniser_for_attributes(ctx)
+        decoder, _ = main_job._shipped_attribute_models(ctx)
+        return label, spec, decoder and os.path.basename(decoder)
+    decoders.update({"reference:full", "reference:colour_jitter/full"})
+    assert choice() == ("full model trained with colour jitter (reference weights)",
+                        "reference:colour_jitter/full", "decoder_colour_jitter_full64")
+    decoders.discard("reference:colour_jitter/full")
+    assert choice() == ("full model (reference weights)", "reference:full",
+                        "decoder_full64")
+    decoders.clear()
+    assert choice() == ("full model (reference weights)", "reference:full", None)

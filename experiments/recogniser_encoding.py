@@ -32,15 +32,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 
 from experiments import provenance  # noqa: E402
 
+from attr_recovery.analysis import recogniser_content  # noqa: E402
 from attr_recovery.analysis.significance_truth import (  # noqa: E402
     COLOUR_ATTRIBUTES as COLOUR, SHAPE_ATTRIBUTES as SHAPE)
 
-OTHER = ("gender", "age", "facial_hair", "yaw", "pitch", "smile", "mouth_open",
-         "light_x", "occluder")
+OTHER = recogniser_content.OTHER_ATTRIBUTES
 
 
 def parse_args(argv=None):
@@ -60,50 +59,11 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def grey(images):
-    """uint8 [N, H, W, 3] -> its luminance in all three channels (uint8)."""
-    from interp_fr.data.pipeline import grey_scale
-    y = grey_scale(images)
-    return np.repeat(np.clip(np.rint(y), 0, 255).astype(np.uint8)[..., None], 3, -1)
-
-
-def encoding_row(model, world, train_set, test_set, attrs_train, attrs_test):
-    """Recognition figures (colour and grey), held-out probe R^2 and the
-    significance ranking of one model (``attrs_*``: the world's attribute
-    files as dicts)."""
-    from attr_recovery.analysis import attribute_significance as sig
-    from attr_recovery.analysis import significance_truth
-    from attr_recovery.readers.recognition import as_recognition_model
-    from interp_fr import features
-    from interp_fr.data.image_scaling import to_unit_range
-    from interp_fr.eval import recognition_report
-    forward = features.keras_forward(model)
-    figs = recognition_report.recogniser_figures(forward, world)
-    rec = as_recognition_model(model)
-    z_train = sig.representations(rec, to_unit_range(train_set))
-    z_test = sig.representations(rec, to_unit_range(test_set))
-    z_grey = sig.representations(rec, to_unit_range(grey(test_set)))
-    grey_figs = recognition_report.figures_from_features(z_grey, z_grey, world)["all"]
-    truth_train = significance_truth.truth_table(attrs_train)
-    truth_test = significance_truth.truth_table(attrs_test)
-    probes = {n: sig.heldout_probe_r2(z_train, truth_train[n], z_test, truth_test[n])
-              for n in SHAPE + COLOUR + OTHER}
-    check = significance_truth.check_against_truth(z_test, attrs_test,
-                                                   attrs_test["subject"])
-    sens = check["measures"]["sensitivity"]
-    return {"all": figs["all"], "grey": grey_figs, "probe_r2": probes,
-            "significance_auc": check["auc"]["sensitivity"],
-            "significance_top": sorted(sens, key=lambda n: -sens[n])[:8],
-            "sensitivity": sens,
-            "mean shape R2": float(np.mean([probes[n] for n in SHAPE])),
-            "mean colour R2": float(np.mean([probes[n] for n in COLOUR]))}
-
-
 def main(argv=None):
     a = parse_args(argv)
     from interp_fr import recipes, reference_models
     from interp_fr.common.atomic_io import atomic_save_text
-    from interp_fr.data import dat_files, mat_files, synthetic_world
+    from interp_fr.data import synthetic_world
     t0 = time.perf_counter()
     work = a.work or os.path.join(a.out, "work")
     world = os.path.join(work, f"world_seed{a.seed}")
@@ -118,16 +78,7 @@ def main(argv=None):
                                          log=lambda m: print(m, flush=True))
     train_seconds = time.perf_counter() - t_train
 
-    data = os.path.join(world, synthetic_world.DATA_DIR)
-    casia = dat_files.load_casia(data).images
-    c = int(round(mat_files.FRONTAL_TEMPLATE_SHIFT_110))
-    train_set = casia.read_range(0, len(casia))[:, c:c + 96, c:c + 96]
-    test = dat_files.open_ijba_images(data)
-    test_set = test.read_range(0, len(test))
-    attrs = os.path.join(world, synthetic_world.ATTR_DIR)
-    attrs_train = dict(np.load(os.path.join(attrs, "casia_attributes.npz")))
-    attrs_test = dict(np.load(os.path.join(attrs, "ijba_attributes.npz")))
-
+    sets = recogniser_content.world_sets(world)
     models = {f"{n} (reference)": reference_models.load_reference_model(n)[0]
               for n in reference_models.available()}
     models[f"base, colour jitter {a.colour_jitter:g} ({a.steps} steps, here)"] = \
@@ -139,8 +90,7 @@ def main(argv=None):
     rows = {}
     for name, model in models.items():
         print(f"measuring {name}", flush=True)
-        rows[name] = encoding_row(model, world, train_set, test_set, attrs_train,
-                                  attrs_test)
+        rows[name] = recogniser_content.encoding_row(model, sets)
 
     seconds = time.perf_counter() - t0
     command = provenance.command_line("experiments/recogniser_encoding.py", argv)
@@ -148,8 +98,8 @@ def main(argv=None):
     lines = ["# What the recognisers of the synthetic world encode", "",
              f"Command: `{command}`; machine: {machine}; {seconds:.0f} s "
              f"(training {train_seconds:.0f} s). World of seed {a.seed}: fitted on its "
-             f"{len(train_set)} training images (centre crops), measured on its "
-             f"{len(test_set)} test images (other identities).", "",
+             f"{len(sets.train_images)} training images (centre crops), measured on its "
+             f"{len(sets.test_images)} test images (other identities).", "",
              "| model | TAR@1e-2 | TAR@1e-3 | rank-1 | grey TAR@1e-2 | grey rank-1 | "
              "mean shape R2 | mean colour R2 | gender R2 | age R2 | facial hair R2 |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

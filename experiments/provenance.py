@@ -1,6 +1,7 @@
 """What every experiment records about where and how it ran."""
 import os
 import platform
+import shlex
 import sys
 
 
@@ -18,6 +19,7 @@ def machine_description():
 
 
 def command_line(script, argv=None):
-    """The command that ran ``script`` (``experiments/NAME.py``), with its flags."""
+    """The command that ran ``script`` (``experiments/NAME.py``), with its flags,
+    quoted so that it runs again as written."""
     args = sys.argv[1:] if argv is None else list(argv)
-    return " ".join(["python", script] + args)
+    return shlex.join(["python", script] + args)

@@ -67,7 +67,8 @@ def parse_args(argv=None):
                    "training images' colour jitter (0: none, as the original; see "
                    "data.pipeline.jitter_colours)")
     p.add_argument("--base_row", choices=BASE_ROWS, default="scratch",
-                   help="how the base row reaches its budget (see above)")
+                   help="how the base row reaches its budget (see above); one --work "
+                   "per choice, since a finished base row is reused as it is")
     p.add_argument("--rows", default=",".join(MODEL_ROWS), help="the models to train "
                    "and measure, a comma-separated subset of " + ", ".join(MODEL_ROWS))
     p.add_argument("--export", default=None, help="write the first seed's models "

@@ -100,12 +100,21 @@ def test_the_colour_jitter_model_carries_shape_the_reference_model_lacks(world, 
     the recognisers encode"): the paper's full model recognises the world's
     identities by colour (grey-scale TAR@1e-2 0.254, mean held-out R2 of the
     six face-shape coefficients -0.185); the colour-jitter one keeps its TAR in
-    grey (0.993) and carries face shape (mean R2 0.314, eye size 0.823).
+    grey (0.993) and carries face shape (mean R2 0.314, eye size 0.823; with
+    the read-outs fitted on every fourth training image, as here: -0.152 for
+    the reference model, 0.314 and 0.824).
     Measured on the shipped weights, so only the last bits of the features
     differ between CPUs: the bounds leave wide margins."""
     from attr_recovery.analysis import recogniser_content as rc
     from attr_recovery.analysis.significance_truth import SHAPE_ATTRIBUTES
+    import dataclasses
     sets = rc.world_sets(world)
+    # Every fourth training image is enough to fit a 64-d read-out (and keeps
+    # this test short); the figures above are of all 4,800.
+    keep = np.arange(0, len(sets.train_images), 4)
+    sets = dataclasses.replace(
+        sets, train_images=sets.train_images[keep],
+        train_attributes={k: v[keep] for k, v in sets.train_attributes.items()})
     figures = {}
     for label in ("full", "colour_jitter/full"):
         model = loaded[label][0]

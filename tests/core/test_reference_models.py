@@ -6,6 +6,7 @@ and every recorded figure is measured again. Features differ between CPUs in
 the last bits, which can move an operating point by a pair or a probe: hence
 the tolerances.
 """
+import dataclasses
 import os
 
 import numpy as np
@@ -107,7 +108,6 @@ def test_the_colour_jitter_model_carries_shape_the_reference_model_lacks(world, 
     differ between CPUs: the bounds leave wide margins."""
     from attr_recovery.analysis import recogniser_content as rc
     from attr_recovery.analysis.significance_truth import SHAPE_ATTRIBUTES
-    import dataclasses
     sets = rc.world_sets(world)
     # Every fourth training image is enough to fit a 64-d read-out (and keeps
     # this test short); the figures above are of all 4,800.

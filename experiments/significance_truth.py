@@ -80,8 +80,7 @@ def main(argv=None):
               flush=True)
     if reference_estimators.available():
         reader, _ = reference_estimators.load_reference_reader()
-        held = attribute_data.world_split(world, "test")
-        held = held.subset(np.linspace(0, len(held) - 1, a.faces).round().astype(int))
+        held = attribute_data.world_split(world, "test").evenly_spaced(a.faces)
         x = to_unit_range(held.read(np.arange(len(held))))
         for name, model in models.items():
             res = sig.compute_significance(as_recognition_model(model), None, reader, x,

@@ -73,9 +73,8 @@ def load_reference(world_dir=None, images=None, max_images=None):
     """
     if world_dir:
         held = attribute_data.world_split(world_dir, "test")
-        if max_images and len(held) > max_images:
-            held = held.subset(np.linspace(0, len(held) - 1, max_images).round()
-                               .astype(int))
+        if max_images:
+            held = held.evenly_spaced(max_images)
         truth = dict(held.targets)
         truth.update(face_geometry.landmark_attributes(held.landmarks))
         return held.read(np.arange(len(held))), held.subjects, truth

@@ -143,9 +143,7 @@ def run_significance_stage(world_dir, recognition_model, decoder, out_dir,
         reader = estimator_training.load_reader(os.fspath(estimators))
         figures["estimators"] = os.fspath(estimators)
         held = attribute_data.world_split(world_dir, "test")
-    if len(held) > max_reference_images:
-        held = held.subset(np.linspace(0, len(held) - 1, max_reference_images)
-                           .round().astype(int))
+    held = held.evenly_spaced(max_reference_images)
     metrics = estimator_training.evaluate_estimators(reader, held)
     est_dir = os.path.join(out_dir, ESTIMATOR_SUBDIR)
     os.makedirs(est_dir, exist_ok=True)

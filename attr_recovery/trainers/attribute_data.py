@@ -91,6 +91,13 @@ class LabelledImages:
         return self.images.read(self.rows[positions])[:, o:o + FRAME_SIZE,
                                                       o:o + FRAME_SIZE]
 
+    def evenly_spaced(self, count):
+        """At most ``count`` of the images, evenly spaced over the set (the set
+        itself when it holds no more)."""
+        if len(self) <= count:
+            return self
+        return self.subset(np.linspace(0, len(self) - 1, count).round().astype(int))
+
     def subset(self, positions, name=None):
         """A new set holding the given positions (in that order)."""
         positions = np.asarray(positions, np.int64).reshape(-1)

@@ -266,44 +266,38 @@ def stage_interpretability(ctx):
                 os.path.join(out, "occlusion_feature_change.png")}
 
 
-# The shipped recognisers the attribute-recovery stages explain, best first: the
-# full model trained with colour jitter carries face shape, the paper's full
-# model only colour (BUILD_NOTES.md, "What the recognisers encode"). One is
-# taken only with the decoder shipped for it.
-ATTRIBUTE_RECOGNISERS = ("reference:colour_jitter/full", "reference:full")
-
-
-def _shipped_attribute_recogniser():
-    """(spec, `InterpFRNet`) of the first of `ATTRIBUTE_RECOGNISERS` shipped with
-    its decoder, or None."""
-    from attr_recovery.shipped import reference_decoder
-    shipped = reference_models.shipped()
-    for spec in ATTRIBUTE_RECOGNISERS:
-        label = spec.partition(":")[2]
-        if label in shipped and reference_decoder.available(recognition=spec):
-            return spec, reference_models.load_reference_model(*shipped[label])[0]
-    return None
+# The shipped recognisers the attribute-recovery stages explain, best first, with
+# their report labels: the full model trained with colour jitter carries face
+# shape, the paper's full model only colour (BUILD_NOTES.md, "What the
+# recognisers encode"). One is taken only with the decoder shipped for it.
+ATTRIBUTE_RECOGNISERS = {
+    "reference:colour_jitter/full": "full model trained with colour jitter (reference weights)",
+    "reference:full": "full model (reference weights)"}
 
 
 def _recogniser_for_attributes(ctx):
     """(model, label, spec or None) of the face model the attribute-recovery
-    stages explain: a shipped converged recogniser whose decoder is shipped
-    (`ATTRIBUTE_RECOGNISERS`), else the reference full model, else this run's."""
-    if "attribute_recogniser" not in ctx.values:
-        found = _shipped_attribute_recogniser()
-        if found is not None:
-            spec, model = found
-            label = ("full model trained with colour jitter (reference weights)"
-                     if "colour_jitter" in spec else "full model (reference weights)")
-            ctx.values["attribute_recogniser"] = (model, label, spec)
-        elif "reference_full" in ctx.values:
-            ctx.values["attribute_recogniser"] = (
-                ctx.values["reference_full"], "full model (reference weights)",
-                "reference:full")
-        else:
-            ctx.values["attribute_recogniser"] = (ctx.values["model"],
-                                                  "full model (this run)", None)
-    return ctx.values["attribute_recogniser"]
+    stages explain: the first of `ATTRIBUTE_RECOGNISERS` shipped with its
+    decoder, else the reference full model, else this run's."""
+    from attr_recovery.shipped import reference_decoder
+    if "attribute_recogniser" in ctx.values:
+        return ctx.values["attribute_recogniser"]
+    shipped = reference_models.shipped()
+    found = next((spec for spec in ATTRIBUTE_RECOGNISERS
+                  if spec.partition(":")[2] in shipped
+                  and reference_decoder.available(recognition=spec)), None)
+    if found is None and "reference_full" in ctx.values:
+        found = "reference:full"
+    if found is None:
+        chosen = (ctx.values["model"], "full model (this run)", None)
+    elif found == "reference:full" and "reference_full" in ctx.values:
+        # Already loaded by the evaluation stage.
+        chosen = (ctx.values["reference_full"], ATTRIBUTE_RECOGNISERS[found], found)
+    else:
+        model = reference_models.load_reference_model(*shipped[found.partition(":")[2]])[0]
+        chosen = (model, ATTRIBUTE_RECOGNISERS[found], found)
+    ctx.values["attribute_recogniser"] = chosen
+    return chosen
 
 
 def _shipped_attribute_models(ctx):

@@ -27,6 +27,16 @@ def recogniser():
     return reference_models.load_reference_model("full")[0]
 
 
+@pytest.fixture(scope="module")
+def held_faces(reference_world):
+    """(shipped reader, 400 held-out faces of the world of seed 0, those faces in
+    [-1, 1]): the main job's reference faces for significance."""
+    from interp_fr.data.image_scaling import to_unit_range
+    reader, _ = reference_estimators.load_reference_reader()
+    held = attribute_data.world_split(reference_world, "test").evenly_spaced(400)
+    return reader, held, to_unit_range(held.read(np.arange(len(held))))
+
+
 def _folder_bytes(path):
     return sum(os.path.getsize(os.path.join(root, f))
                for root, _, files in os.walk(path) for f in files)
@@ -119,7 +129,7 @@ def test_estimator_figures_are_measured_again(reference_world):
 
 
 def test_significance_on_estimated_attributes_separates_identity_from_nuisance(
-        reference_world, recogniser):
+        held_faces, recogniser):
     """Goal 4 of issue 15 as the main job measures it: the shipped estimators'
     readings of 400 held-out faces, the reference full model as R. Measured:
     AUC 0.966 (skin tone, hair lightness, age above the floor); untrained
@@ -127,12 +137,8 @@ def test_significance_on_estimated_attributes_separates_identity_from_nuisance(
     from attr_recovery.analysis import attribute_significance as sig
     from attr_recovery.analysis import significance_truth as st
     from attr_recovery.readers.recognition import as_recognition_model
-    from interp_fr.data.image_scaling import to_unit_range
     from interp_fr.model import InterpFRNet
-    reader, _ = reference_estimators.load_reference_reader()
-    held = attribute_data.world_split(reference_world, "test")
-    held = held.subset(np.linspace(0, len(held) - 1, 400).round().astype(int))
-    x = to_unit_range(held.read(np.arange(len(held))))
+    reader, held, x = held_faces
 
     def auc(model):
         res = sig.compute_significance(as_recognition_model(model), None, reader, x,
@@ -154,7 +160,7 @@ def test_significance_on_estimated_attributes_separates_identity_from_nuisance(
 
 
 def test_significance_names_the_face_shape_the_colour_jitter_model_encodes(
-        reference_world):
+        held_faces):
     """The same measure with the full model trained with colour jitter as R,
     which carries face shape (held-out R2 eye size 0.82, eye spacing 0.57, jaw
     width 0.56): the ranking names those shape attributes above the floor,
@@ -165,11 +171,7 @@ def test_significance_names_the_face_shape_the_colour_jitter_model_encodes(
     from attr_recovery.analysis import attribute_significance as sig
     from attr_recovery.analysis import significance_truth as st
     from attr_recovery.readers.recognition import load_recognition_model
-    from interp_fr.data.image_scaling import to_unit_range
-    reader, _ = reference_estimators.load_reference_reader()
-    held = attribute_data.world_split(reference_world, "test")
-    held = held.subset(np.linspace(0, len(held) - 1, 400).round().astype(int))
-    x = to_unit_range(held.read(np.arange(len(held))))
+    reader, held, x = held_faces
     res = sig.compute_significance(load_recognition_model("reference:colour_jitter/full"),
                                    None, reader, x, truth=dict(held.targets),
                                    subjects=held.subjects)

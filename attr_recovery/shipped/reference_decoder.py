@@ -1,9 +1,11 @@
 """The shipped reference decoder (not in the original code, which publishes no training).
 
-``attr_recovery/reference_weights/decoder_full64/`` holds a 64 px decoder
+``attr_recovery/reference_weights/<DECODERS[spec]>/`` holds a 64 px decoder
 (``training.PRESETS["legible64"]``) trained by
-``experiments/train_reference_decoder.py --export`` for the shipped reference
-``full`` InterpFRNet (``interp_fr.reference_models``), on canonical-portrait
+``experiments/train_reference_decoder.py --recognition SPEC --export`` for a
+shipped recogniser (``interp_fr.reference_models``): ``decoder_full64`` for the
+reference ``full`` InterpFRNet, ``decoder_colour_jitter_full64`` for the full
+model trained with colour jitter; each on canonical-portrait
 pairs of fresh synthetic identities (``interp_fr.data.canonical_pairs``). Its
 ``decoder.json`` records the figures measured when it was made and the
 command. The folder is an ordinary trainer folder: `decoder.load_trained_decoder`

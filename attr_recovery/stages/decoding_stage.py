@@ -175,9 +175,20 @@ def attack_table_markdown(figures):
     return "\n".join(lines)
 
 
-def _decoded_grid(path, inputs, decoded, portraits):
-    """Inputs over decoded faces (shown at the input's size) over the portraits."""
-    rows = [list(inputs), list(_upscale(to_uint8(decoded), inputs.shape[1]))]
+def decoded_grid(path, inputs, decoded, portraits):
+    """Writes a PNG: inputs over decoded faces (shown at the input's size) over
+    the portraits.
+
+    Args:
+      path: the PNG file.
+      inputs: uint8 [K, S, S, 3].
+      decoded: [K, s, s, 3] in [-1, 1], or a list of such (one row each: the
+        faces of several decoders).
+      portraits: uint8 [K, S, S, 3] or None.
+    Returns: ``path``.
+    """
+    decoded = decoded if isinstance(decoded, (list, tuple)) else [decoded]
+    rows = [list(inputs)] + [list(_upscale(to_uint8(d), inputs.shape[1])) for d in decoded]
     if portraits is not None:
         rows.append(list(portraits))
     _save_png(path, grid_image(rows))
@@ -243,14 +254,14 @@ def evaluate_decoder(decoder, recognition_model, world_dir, out_dir, seed=0,
     for row, i in enumerate(pick):
         first.setdefault(int(source.subject_ids[i]), row)
     rows = sorted(first.values())[:grid_subjects]
-    figures["grid"] = _decoded_grid(
+    figures["grid"] = decoded_grid(
         os.path.join(out_dir, GRID_FILE), crops[rows], decoded[rows],
         world_portraits(world_dir, "train", source.subject_ids[pick][rows]))
     if test is not None:
         _, rows = np.unique(test[1], return_index=True)
         rows = rows[:grid_subjects]
         _, dec = identity_figures(decoder, rec, test[0][rows], None, seed=seed)
-        figures["grid, unseen subjects"] = _decoded_grid(
+        figures["grid, unseen subjects"] = decoded_grid(
             os.path.join(out_dir, GRID_UNSEEN_FILE), test[0][rows], dec,
             world_portraits(world_dir, "test", test[1][rows]))
 

@@ -50,26 +50,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def counterfactual_responses(res, reader, decode, z, names, faces=COUNTERFACTUAL_FACES):
-    """Per attribute j of ``names``: estimated change of every attribute k on the
-    faces decoded from z +- direction_j, per unit of k ([len(names), k] dict rows)."""
-    from attr_recovery.analysis.attribute_significance import normalise
-    cal = np.linspace(0, len(z) - 1, min(faces, len(z))).round().astype(int)
-    zc = z[cal]
-    order = list(res["names"])
-    out = {}
-    for name in names:
-        j = order.index(name)
-        d = res["directions"][j]
-        est = reader(decode(np.concatenate([normalise(zc + d), normalise(zc - d)])))
-        n = len(zc)
-        out[name] = {k: float(np.mean(np.asarray(est[k], np.float64)[:n]
-                                      - np.asarray(est[k], np.float64)[n:])
-                              / (2.0 * res["units"][order.index(k)]))
-                     for k in order}
-    return out
-
-
 def main(argv=None):
     a = parse_args(argv)
     from attr_recovery.analysis import attribute_significance as sig
@@ -99,7 +79,11 @@ def main(argv=None):
         res = sig.compute_significance(recognition, decoder, reader, x,
                                        truth=dict(held.targets), subjects=held.subjects)
         z = sig.representations(recognition, x)
-        responses = counterfactual_responses(res, reader, decode, z, res["names"])
+        cal = np.linspace(0, len(z) - 1, min(COUNTERFACTUAL_FACES, len(z))).round().astype(int)
+        unit_sizes = dict(zip(res["names"], res["units"]))
+        responses = {name: sig.decoded_responses(reader, decode, z[cal], direction,
+                                                 unit_sizes)
+                     for name, direction in zip(res["names"], res["directions"])}
         table = {}
         for name in res["names"]:
             m = res["attributes"][name]

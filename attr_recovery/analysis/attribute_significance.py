@@ -348,6 +348,31 @@ def _matrix(values, names):
     return np.stack([np.asarray(values[n], np.float64) for n in names], axis=1)
 
 
+def decoded_responses(reader, decode, z, direction, unit_sizes):
+    """What a counterfactual step shows on the decoded faces.
+
+    Decodes ``z`` moved by +- ``direction`` (rows renormalised) and reads the
+    faces: the mean change of each attribute, per unit of it (1 = the face
+    changes as much as the step in R's representation says).
+
+    Args:
+      reader: images -> dict name -> [N].
+      decode: z [N, d] -> images (see `as_decoder`).
+      z: [n, d] unit representations.
+      direction: [d] the step (e.g. one row of `partial_effect_directions`).
+      unit_sizes: dict name -> size of one unit of that attribute.
+    Returns: dict name -> float.
+    """
+    n = len(z)
+    est = reader(decode(np.concatenate([normalise(z + direction),
+                                        normalise(z - direction)])))
+    out = {}
+    for name, unit in unit_sizes.items():
+        v = np.asarray(est[name], np.float64)
+        out[name] = float(np.mean(v[:n] - v[n:]) / (2.0 * unit))
+    return out
+
+
 def compute_significance(recognition, decoder, reader, images, names=None, truth=None,
                          subjects=None, calibration_images=32, ridge=1e-3,
                          min_response=0.25, batch_size=64, features=None,
@@ -433,13 +458,8 @@ def compute_significance(recognition, decoder, reader, images, names=None, truth
         if a_dec is not None:
             m["recoverability"] = pearson(a_dec[:, j], a[:, j])
             if n_cal:
-                zc = z[cal]
-                pair = np.concatenate([normalise(zc + directions[j]),
-                                       normalise(zc - directions[j])])
-                est = np.asarray(reader(decode(pair))[name], np.float64)
-                m["decoder_response"] = float(np.mean(est[:n_cal] - est[n_cal:])
-                                              / (2.0 * units[j]))
-                r = m["decoder_response"]
+                r = m["decoder_response"] = decoded_responses(
+                    reader, decode, z[cal], directions[j], {name: units[j]})[name]
                 m["sensitivity_calibrated"] = (cosine_drop(z, directions[j] / r)[0]
                                                if r >= min_response else float("nan"))
         if truth is not None and name in truth:

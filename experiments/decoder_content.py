@@ -76,9 +76,9 @@ def main(argv=None):
         recognition = load_recognition_model(spec)
         decoder, _ = reference_decoder.load_reference_decoder(recognition=spec)
         decode = sig.as_decoder(decoder)
-        res = sig.compute_significance(recognition, decoder, reader, x,
-                                       truth=dict(held.targets), subjects=held.subjects)
         z = sig.representations(recognition, x)
+        res = sig.compute_significance(recognition, decoder, reader, x, features=z,
+                                       truth=dict(held.targets), subjects=held.subjects)
         cal = np.linspace(0, len(z) - 1, min(COUNTERFACTUAL_FACES, len(z))).round().astype(int)
         unit_sizes = dict(zip(res["names"], res["units"]))
         responses = {name: sig.decoded_responses(reader, decode, z[cal], direction,

@@ -96,9 +96,7 @@ def main():
     if not os.path.isdir(targets):
         canonical_pairs.build_canonical_pairs(pairs, args.identities,
                                               args.images_per_identity, seed=args.seed)
-    label = args.recognition.partition(":")[2]
-    recognition, _ = reference_models.load_reference_model(
-        *reference_models.shipped()[label])
+    recognition, _ = reference_models.load_shipped(args.recognition.partition(":")[2])
     config = training.DecoderTrainConfig(
         # One folder per recogniser: a run for another must not resume this one.
         data_dir=inputs, target_dir=targets,

@@ -70,6 +70,15 @@ def reference_description(name, folder=REFERENCE_DIR):
     return read_config(os.path.join(folder, name + WEIGHTS_SUFFIX))
 
 
+def load_shipped(label):
+    """(`InterpFRNet`, JSON description) of the shipped model ``label`` (a key of
+    `shipped`, e.g. ``full`` or ``colour_jitter/full``)."""
+    found = shipped()
+    if label not in found:
+        raise FileNotFoundError(f"no reference model {label!r} (have {sorted(found)})")
+    return load_reference_model(*found[label])
+
+
 def load_reference_model(name, folder=REFERENCE_DIR):
     """(`InterpFRNet` with the reference weights, its JSON description)."""
     from interp_fr import model_loading

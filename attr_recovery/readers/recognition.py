@@ -186,11 +186,10 @@ def load_recognition_model(spec, variant="full", input_size=None):
                          f"{', '.join(k + ':PATH' for k in SPEC_KINDS)}; got {spec!r}")
     if kind == "reference":
         from interp_fr import reference_models
-        shipped = reference_models.shipped()
-        if path not in shipped:
-            raise FileNotFoundError(f"recognition model {spec!r}: no reference model "
-                                    f"{path!r} (have {sorted(shipped)})")
-        model, _ = reference_models.load_reference_model(*shipped[path])
+        try:
+            model, _ = reference_models.load_shipped(path)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"recognition model {spec!r}: {e}") from None
         return as_recognition_model(model, input_size, name=spec)
     if not os.path.exists(path):
         raise FileNotFoundError(f"recognition model {spec!r}: {path} does not exist")

@@ -294,7 +294,7 @@ def _recogniser_for_attributes(ctx):
         # Already loaded by the evaluation stage.
         chosen = (ctx.values["reference_full"], ATTRIBUTE_RECOGNISERS[found], found)
     else:
-        model = reference_models.load_reference_model(*shipped[found.partition(":")[2]])[0]
+        model = reference_models.load_shipped(found.partition(":")[2])[0]
         chosen = (model, ATTRIBUTE_RECOGNISERS[found], found)
     ctx.values["attribute_recogniser"] = chosen
     return chosen

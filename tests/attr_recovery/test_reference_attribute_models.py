@@ -26,8 +26,7 @@ METRIC_TOLERANCE = 0.02        # R2, accuracy
 @pytest.fixture(scope="module")
 def recognisers():
     """Each shipped recogniser a decoder is shipped for, by spec."""
-    shipped = reference_models.shipped()
-    return {spec: reference_models.load_reference_model(*shipped[spec.partition(":")[2]])[0]
+    return {spec: reference_models.load_shipped(spec.partition(":")[2])[0]
             for spec in reference_decoder.DECODERS}
 
 

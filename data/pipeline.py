@@ -33,6 +33,13 @@ def grey_scale(images):
     return np.asarray(images, np.float32) @ np.array(LUMINANCE_WEIGHTS, np.float32)
 
 
+def grey_copies(images):
+    """uint8 [..., 3] -> their luminance (`grey_scale`, rounded) in all three
+    channels, uint8."""
+    y = np.clip(np.rint(grey_scale(images)), 0, 255).astype(np.uint8)
+    return np.repeat(y[..., None], 3, -1)
+
+
 @dataclasses.dataclass(frozen=True)
 class BatchSchedule:
     """Which images go into which batch.

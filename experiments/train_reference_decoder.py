@@ -32,7 +32,7 @@ from experiments import provenance  # noqa: E402
 from attr_recovery.stages import decoding_stage  # noqa: E402
 from attr_recovery.shipped import reference_decoder
 from attr_recovery.trainers import training
-from interp_fr import reference_models  # noqa: E402
+from attr_recovery.readers.recognition import load_recognition_model  # noqa: E402
 from interp_fr.common.atomic_io import atomic_save_text  # noqa: E402
 from interp_fr.data import canonical_pairs, synthetic_world  # noqa: E402
 from interp_fr.common.json_safe import json_safe  # noqa: E402
@@ -96,7 +96,7 @@ def main():
     if not os.path.isdir(targets):
         canonical_pairs.build_canonical_pairs(pairs, args.identities,
                                               args.images_per_identity, seed=args.seed)
-    recognition, _ = reference_models.load_shipped(args.recognition.partition(":")[2])
+    recognition = load_recognition_model(args.recognition)
     config = training.DecoderTrainConfig(
         # One folder per recogniser: a run for another must not resume this one.
         data_dir=inputs, target_dir=targets,

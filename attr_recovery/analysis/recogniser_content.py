@@ -21,6 +21,7 @@ import numpy as np
 from attr_recovery.analysis import attribute_significance as sig
 from attr_recovery.analysis import significance_truth
 from attr_recovery.readers.recognition import as_recognition_model
+from interp_fr.data import pipeline
 from interp_fr.data.image_scaling import to_unit_range
 
 OTHER_ATTRIBUTES = ("gender", "age", "facial_hair", "yaw", "pitch", "smile", "mouth_open",
@@ -60,21 +61,13 @@ def world_sets(world):
                      dict(np.load(os.path.join(attrs, "ijba_attributes.npz"))))
 
 
-def grey_copies(images):
-    """uint8 [N, H, W, 3] -> their luminance (ITU-R 601, the colour jitter's
-    grey scale) in all three channels, uint8."""
-    from interp_fr.data.pipeline import grey_scale
-    y = np.clip(np.rint(grey_scale(images)), 0, 255).astype(np.uint8)
-    return np.repeat(y[..., None], 3, -1)
-
-
 def grey_figures(model, sets):
     """Recognition figures of ``model`` (an InterpFRNet or anything
     `as_recognition_model` takes) on grey-scale copies of the test images
     (`recognition_report.figures_from_features`, all images)."""
     from interp_fr.eval import recognition_report
     z = sig.representations(as_recognition_model(model),
-                            to_unit_range(grey_copies(sets.test_images)))
+                            to_unit_range(pipeline.grey_copies(sets.test_images)))
     return recognition_report.figures_from_features(z, z, sets.world)["all"]
 
 
@@ -101,9 +94,16 @@ def encoding_row(model, sets):
     attribute of `PROBED_ATTRIBUTES` and the significance ranking with the exact
     attributes (sensitivity, its identity-over-nuisance AUC and top 8) of one
     model."""
-    from interp_fr import features
     from interp_fr.eval import recognition_report
-    figs = recognition_report.recogniser_figures(features.keras_forward(model), sets.world)
+    from interp_fr.model import InterpFRNet
+    if isinstance(model, InterpFRNet):
+        forward = model  # traced by recognition_report with its feature maps
+    else:
+        rec = as_recognition_model(model)
+
+        def forward(images):
+            return {"feature": rec(images)}
+    figs = recognition_report.recogniser_figures(forward, sets.world)
     z = representations(model, sets)
     probes = heldout_probes(model, sets, z=z)
     z_test = z[1]

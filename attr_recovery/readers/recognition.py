@@ -178,16 +178,22 @@ def load_recognition_model(spec, variant="full", input_size=None):
                         whose output is the representation;
       ``reference:NAME`` a shipped reference InterpFRNet (``base``, ``sad_only``,
                         ``full``, ``colour_jitter/full``;
-                        ``interp_fr.reference_models.shipped``).
+                        ``interp_fr.reference_models.shipped``) or backbone
+                        (``mobilefacenet``;
+                        ``attr_recovery.shipped.reference_recognisers``).
     """
     kind, sep, path = str(spec).partition(":")
     if not sep or kind not in SPEC_KINDS or not path:
         raise ValueError(f"recognition spec must be one of "
                          f"{', '.join(k + ':PATH' for k in SPEC_KINDS)}; got {spec!r}")
     if kind == "reference":
+        from attr_recovery.shipped import reference_recognisers
         from interp_fr import reference_models
         try:
-            model, _ = reference_models.load_shipped(path)
+            if path in reference_recognisers.RECOGNISERS:
+                model, _ = reference_recognisers.load_reference_recogniser(path)
+            else:
+                model, _ = reference_models.load_shipped(path)
         except FileNotFoundError as e:
             raise FileNotFoundError(f"recognition model {spec!r}: {e}") from None
         return as_recognition_model(model, input_size, name=spec)

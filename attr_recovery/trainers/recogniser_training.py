@@ -15,11 +15,30 @@ import numpy as np
 import tensorflow as tf
 
 from attr_recovery.trainers.training import ImageSource, resize_to
+from interp_fr.data import pipeline
 from interp_fr.data.image_scaling import to_unit_range
 
 
+def augment_colours(crops, rng, colour_jitter=0.0, grey_probability=0.0):
+    """`pipeline.jitter_colours` of strength ``colour_jitter``, then each image
+    replaced by its luminance (in all three channels) with probability
+    ``grey_probability``; one draw per image, no loop over the batch.
+
+    Args:
+      crops: uint8 [B, H, W, 3].
+      rng: a ``numpy.random.Generator`` (the batch's own, for resumable runs).
+    Returns: uint8 [B, H, W, 3].
+    """
+    crops = pipeline.jitter_colours(crops, rng, colour_jitter)
+    if grey_probability <= 0:
+        return crops
+    grey = rng.uniform(size=(len(crops), 1, 1, 1)) < grey_probability
+    return np.where(grey, pipeline.grey_copies(crops), crops)
+
+
 def train_recogniser(model, data_dir, steps=300, batch_size=32, seed=0, input_size=None,
-                     scale=16.0, learning_rate=0.003, log=None, log_every=100):
+                     scale=16.0, learning_rate=0.003, log=None, log_every=100,
+                     colour_jitter=0.0, grey_probability=0.0):
     """Trains ``model`` (images -> features) with a cosine-softmax classifier.
 
     Random 96 px crops of the 110 px images (resized to ``input_size`` when
@@ -30,6 +49,13 @@ def train_recogniser(model, data_dir, steps=300, batch_size=32, seed=0, input_si
         -> [N, d] (normalised or not).
       data_dir: CASIA-format folder (``CASIA_all_images_110_110.dat`` + list).
       log: optional callable(str), every ``log_every`` steps.
+      colour_jitter: strength of `pipeline.jitter_colours` on each batch (0: none).
+      grey_probability: each image is replaced by its luminance with this
+        probability (after any jitter). Without it a recogniser of the synthetic
+        world can tell identities by colour alone and learns no face shape
+        (BUILD_NOTES.md, "What the recognisers encode"); grey images alone force
+        shape while the colour images keep colour a cue, where the jitter's
+        per-channel gains make hue useless.
     Returns: training accuracy of the last 50 steps (the model is trained in place).
     """
     source = ImageSource(data_dir, batch_size, seed, crop="random")
@@ -57,6 +83,8 @@ def train_recogniser(model, data_dir, steps=300, batch_size=32, seed=0, input_si
     accs = []
     for step in range(steps):
         idx, crops = source.batch(step)
+        crops = augment_colours(crops, source.schedule.colour_rng(step), colour_jitter,
+                                grey_probability)
         loss, acc = step_fn(tf.constant(to_unit_range(crops)),
                             tf.constant(source.subject_ids[idx], tf.int32))
         accs.append(float(acc))

@@ -1,4 +1,4 @@
-"""What a recogniser carries: grey copies, held-out probes, the world's sets."""
+"""What a recogniser carries: held-out probes, the world's sets."""
 import numpy as np
 import pytest
 
@@ -14,15 +14,6 @@ def sets(tmp_path_factory):
         train_subjects=12, train_images_per_subject=8, test_subjects=10,
         test_images_min=4, test_images_max=5, num_splits=2, seed=learning.seed(2)))
     return rc.world_sets(out)
-
-
-def test_grey_copies_are_the_luminance_in_every_channel():
-    images = np.array([[[[255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 20, 30]]]], np.uint8)
-    grey = rc.grey_copies(images)
-    expected = np.rint([0.299 * 255, 0.587 * 255, 0.114 * 255,
-                        0.299 * 10 + 0.587 * 20 + 0.114 * 30])
-    assert grey.dtype == np.uint8 and grey.shape == images.shape
-    np.testing.assert_array_equal(grey[0, 0], np.repeat(expected[:, None], 3, 1))
 
 
 def test_world_sets_and_held_out_probes(sets):

@@ -119,3 +119,12 @@ def test_colour_jitter_zero_is_the_original():
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 256, (3, 8, 8, 3), np.uint8)
     assert pipeline.jitter_colours(imgs, rng, 0.0) is imgs
+
+
+def test_grey_copies_are_the_luminance_in_every_channel():
+    images = np.array([[[[255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 20, 30]]]], np.uint8)
+    grey = pipeline.grey_copies(images)
+    expected = np.rint([0.299 * 255, 0.587 * 255, 0.114 * 255,
+                        0.299 * 10 + 0.587 * 20 + 0.114 * 30])
+    assert grey.dtype == np.uint8 and grey.shape == images.shape
+    np.testing.assert_array_equal(grey[0, 0], np.repeat(expected[:, None], 3, 1))

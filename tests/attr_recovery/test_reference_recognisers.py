@@ -1,0 +1,74 @@
+"""The colour augmentation of the recogniser trainer and the shipped backbone's
+file format (``attr_recovery.shipped.reference_recognisers``)."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from attr_recovery.nets.backbones import MobileFaceNet
+from attr_recovery.shipped import reference_recognisers
+from attr_recovery.trainers.recogniser_training import augment_colours
+from interp_fr.data import pipeline
+
+
+def test_grey_augmentation_replaces_some_images_by_their_luminance():
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, size=(400, 4, 4, 3), dtype=np.uint8)
+    out = augment_colours(crops, np.random.default_rng(5), grey_probability=0.3)
+    grey = np.all(out == pipeline.grey_copies(crops), axis=(1, 2, 3))
+    kept = np.all(out == crops, axis=(1, 2, 3))
+    assert np.all(grey | kept) and not np.any(grey & kept)
+    # Binomial(400, 0.3): 120 +- 9.2; the draw is the batch generator's own.
+    assert 90 < grey.sum() < 150
+    again = augment_colours(crops, np.random.default_rng(5), grey_probability=0.3)
+    np.testing.assert_array_equal(out, again)
+    # Off: the images themselves; jitter alone: `jitter_colours` with the same draws.
+    np.testing.assert_array_equal(augment_colours(crops, rng), crops)
+    np.testing.assert_array_equal(
+        augment_colours(crops, np.random.default_rng(3), colour_jitter=0.5),
+        pipeline.jitter_colours(crops, np.random.default_rng(3), 0.5))
+
+
+@pytest.fixture()
+def small_model():
+    tf.keras.utils.set_random_seed(0)
+    model = MobileFaceNet(embedding_size=32, residual_blocks=(1, 1, 1), name="mobilefacenet")
+    model(tf.zeros([1, 112, 112, 3]))
+    return model
+
+
+def test_export_and_load_round_trip_at_float16(tmp_path, small_model):
+    x = tf.random.stateless_uniform([2, 96, 96, 3], seed=[1, 2], minval=-1, maxval=1)
+    before = small_model(x, training=False).numpy()
+    reference_recognisers.round_to_float16(small_model)
+    rounded = small_model(x, training=False).numpy()
+    assert 0 < np.max(np.abs(rounded - before)) < 0.05 * np.max(np.abs(before))
+    assert not reference_recognisers.available("mobilefacenet", str(tmp_path))
+    written = reference_recognisers.export_reference_recogniser(
+        small_model, "mobilefacenet", {"tar": 0.5}, {"command": "test"}, str(tmp_path))
+    assert reference_recognisers.available("mobilefacenet", str(tmp_path))
+    # Half the bytes of float32 (plus the archive's headers).
+    n_values = sum(int(np.prod(v.shape)) for v in small_model.variables)
+    assert os.path.getsize(written[0]) < 2 * n_values + 400 * len(small_model.variables)
+    loaded, doc = reference_recognisers.load_reference_recogniser("mobilefacenet",
+                                                                  str(tmp_path))
+    assert doc["recorded"] == {"tar": 0.5} and doc["config"]["residual_blocks"] == [1, 1, 1]
+    for a, b in zip(small_model.variables, loaded.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), a.path)
+    np.testing.assert_array_equal(loaded(x, training=False).numpy(), rounded)
+
+
+def test_a_file_that_does_not_match_its_description_is_refused(tmp_path, small_model):
+    _, desc = reference_recognisers.export_reference_recogniser(
+        small_model, "mobilefacenet", {}, {}, str(tmp_path))
+    with open(desc, encoding="utf-8") as f:
+        doc = json.load(f)
+    doc["config"]["embedding_size"] = 64
+    with open(desc, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+    with pytest.raises(ValueError, match="do not match"):
+        reference_recognisers.load_reference_recogniser("mobilefacenet", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no reference recogniser"):
+        reference_recognisers.load_reference_recogniser("irse", str(tmp_path))

@@ -26,7 +26,8 @@ RECOGNISERS = {"mobilefacenet": "recogniser_mobilefacenet"}
 KIND_MOBILEFACENET = "mobilefacenet"
 
 
-def _paths(name, folder):
+def paths(name, folder=REFERENCE_DIR):
+    """(weights .npz, description .json) paths of reference recogniser ``name``."""
     if name not in RECOGNISERS:
         raise FileNotFoundError(f"no reference recogniser {name!r} "
                                 f"(have {sorted(RECOGNISERS)})")
@@ -36,7 +37,7 @@ def _paths(name, folder):
 
 def available(name, folder=REFERENCE_DIR):
     """Whether the weights and the description of ``name`` are present."""
-    return all(os.path.isfile(p) for p in _paths(name, folder))
+    return all(os.path.isfile(p) for p in paths(name, folder))
 
 
 def round_to_float16(model):
@@ -47,7 +48,8 @@ def round_to_float16(model):
             v.assign(tf.cast(tf.cast(v, tf.float16), tf.float32))
 
 
-def _build(description):
+def build_recogniser(description):
+    """The untrained model a description (its ``kind`` and ``config``) builds."""
     from attr_recovery.nets.backbones import MobileFaceNet
     if description.get("kind") != KIND_MOBILEFACENET:
         raise ValueError(f"unknown reference recogniser kind {description.get('kind')!r}")
@@ -68,7 +70,7 @@ def export_reference_recogniser(model, name, recorded, provenance, folder=REFERE
       provenance: dict (command, steps, seed, augmentation, ...).
     Returns: list of the files written.
     """
-    weights_path, desc_path = _paths(name, folder)
+    weights_path, desc_path = paths(name, folder)
     os.makedirs(folder, exist_ok=True)
     arrays = {f"v{i:03d}": np.asarray(v.numpy(), np.float16)
               for i, v in enumerate(model.variables)}
@@ -85,13 +87,13 @@ def export_reference_recogniser(model, name, recorded, provenance, folder=REFERE
 
 def load_reference_recogniser(name, folder=REFERENCE_DIR):
     """(``MobileFaceNet`` with the shipped weights, description dict)."""
-    weights_path, desc_path = _paths(name, folder)
+    weights_path, desc_path = paths(name, folder)
     for p in (weights_path, desc_path):
         if not os.path.isfile(p):
             raise FileNotFoundError(f"reference recogniser {name!r}: {p} is missing")
     with open(desc_path, encoding="utf-8") as f:
         desc = json.load(f)
-    model = _build(desc)
+    model = build_recogniser(desc)
     with np.load(weights_path) as z:
         arrays = [z[f"v{i:03d}"] for i in range(len(z.files))]
     if [v.path for v in model.variables] != desc["variables"] or any(

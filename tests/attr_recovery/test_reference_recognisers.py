@@ -8,9 +8,11 @@ import pytest
 import tensorflow as tf
 
 from attr_recovery.nets.backbones import MobileFaceNet
+from attr_recovery.readers.recognition import as_recognition_model
 from attr_recovery.shipped import reference_recognisers
 from attr_recovery.trainers.recogniser_training import augment_colours
 from interp_fr.data import pipeline
+from interp_fr.data.image_scaling import to_unit_range
 
 
 def test_grey_augmentation_replaces_some_images_by_their_luminance():
@@ -72,3 +74,32 @@ def test_a_file_that_does_not_match_its_description_is_refused(tmp_path, small_m
         reference_recognisers.load_reference_recogniser("mobilefacenet", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no reference recogniser"):
         reference_recognisers.load_reference_recogniser("irse", str(tmp_path))
+
+
+def test_shipped_mobilefacenet_figures_are_measured_again(reference_world):
+    """The shipped MobileFaceNet (``train_backbone_recognisers.py --export``,
+    grey-scale augmentation) recognises the world's test identities in colour
+    and in grey as recorded; the same network untrained does not. Only the
+    last bits of the features differ between CPUs: an operating point may move
+    by a pair or two."""
+    from attr_recovery.analysis import recogniser_content as rc
+    from attr_recovery.readers.recognition import load_recognition_model
+    from interp_fr.eval import recognition_report
+    model, doc = reference_recognisers.load_reference_recogniser("mobilefacenet")
+    assert "train_backbone_recognisers.py" in doc["provenance"]["command"]
+    assert doc["provenance"]["grey_probability"] > 0
+    recorded = doc["recorded"]["encoding"]
+    sets = rc.world_sets(reference_world)
+    rec = load_recognition_model("reference:mobilefacenet")
+    z = rec.features(to_unit_range(sets.test_images))
+    colour = recognition_report.figures_from_features(z, z, reference_world)["all"]
+    grey = rc.grey_figures(model, sets)
+    for key in ("tar_at_far_0.01", "tar_at_far_0.001", "rank1"):
+        assert colour[key] == pytest.approx(recorded["all"][key], abs=0.02), key
+        assert grey[key] == pytest.approx(recorded["grey"][key], abs=0.02), key
+    assert colour["tar_at_far_0.01"] > 0.9 and grey["tar_at_far_0.01"] > 0.8
+    tf.keras.utils.set_random_seed(0)
+    untrained = reference_recognisers.build_recogniser(doc)
+    z0 = as_recognition_model(untrained).features(to_unit_range(sets.test_images))
+    control = recognition_report.figures_from_features(z0, z0, reference_world)["all"]
+    assert control["tar_at_far_0.01"] < 0.3

@@ -18,7 +18,12 @@ the decoder saw), with the shipped estimators as the reader
   the representation says) and the largest change in any other measured
   attribute (what a counterfactual along it changes besides);
 - whether the attribute is above the family-wise noise floor of the
-  sensitivity ranking (what the main job's explanation may flip).
+  sensitivity ranking (what the main job's explanation may flip);
+- colour beyond lightness: r between the chromaticity (r, g over r + g + b:
+  lightness divided out) of the estimated skin and hair colour of the decoded
+  face and of the input, for each decoder, and of the input's estimate against
+  the exact colour (the reader's own ceiling). A decoder whose R ignores hue
+  draws plausible colours of the right lightness: r about 0 here.
 
 Writes ``content.md`` / ``content.json`` and ``faces.png`` (rows: input, each
 decoder's face, the identity's canonical portrait).
@@ -38,6 +43,19 @@ import numpy as np  # noqa: E402
 
 GRID_FACES = 8
 COUNTERFACTUAL_FACES = 32
+CHROMATICITY = tuple(f"{part} {c}" for part in ("skin", "hair") for c in ("r", "g"))
+
+
+def chromaticity(colours):
+    """name -> [N] chromaticity coordinates (``CHROMATICITY``) of a dict with
+    ``skin_r/g/b`` and ``hair_r/g/b`` arrays [N] (estimates or exact values)."""
+    out = {}
+    for part in ("skin", "hair"):
+        rgb = np.stack([np.asarray(colours[f"{part}_{c}"], np.float64) for c in "rgb"], -1)
+        rgb = np.clip(rgb, 1e-3, None)
+        total = rgb.sum(-1)
+        out[f"{part} r"], out[f"{part} g"] = rgb[:, 0] / total, rgb[:, 1] / total
+    return out
 
 
 def parse_args(argv=None):
@@ -72,6 +90,9 @@ def main(argv=None):
     grid_pick = np.linspace(0, len(x) - 1, GRID_FACES).round().astype(int)
     decoded = []
     results = {}
+    seen = chromaticity(reader(x))
+    truth = chromaticity(held.targets)
+    colour_r = {"input vs exact": {n: sig.pearson(seen[n], truth[n]) for n in CHROMATICITY}}
     for spec in sorted(reference_decoder.DECODERS, key=lambda s: s != "reference:full"):
         recognition = load_recognition_model(spec)
         decoder, _ = reference_decoder.load_reference_decoder(recognition=spec)
@@ -95,6 +116,8 @@ def main(argv=None):
                 decoded_vs_truth_r=m.get("decoded_vs_truth_r"),
                 response=responses[name][name],
                 largest_other=worst, largest_other_response=others.get(worst))
+        shown = chromaticity(reader(decode(z)))
+        colour_r[spec] = {n: sig.pearson(shown[n], seen[n]) for n in CHROMATICITY}
         results[spec] = dict(attributes=table, unreadable=res["unreadable"],
                              readout_auc=st.readout_auc(res))
         decoded.append(decode(z[grid_pick]))
@@ -107,7 +130,7 @@ def main(argv=None):
         os.path.join(a.out, "faces.png"), held.read(grid_pick), decoded,
         decoding_stage.world_portraits(world, "test",
                                        test_subjects[held.rows[grid_pick]]))
-    record = dict(results=results,
+    record = dict(results=results, chromaticity_r=colour_r,
                   command=provenance.command_line("experiments/decoder_content.py", argv),
                   machine=provenance.machine_description(),
                   seconds=time.perf_counter() - t0, world_seed=a.world_seed,
@@ -161,6 +184,17 @@ def markdown(record):
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     lines += ["", "Ranking AUC (identity over nuisance readouts): " + ", ".join(
         f"{s} {record['results'][s]['readout_auc']:.3f}" for s in specs), ""]
+    colour = record.get("chromaticity_r")
+    if colour:
+        lines += ["Colour beyond lightness: r of the chromaticity (r or g over r + g + b) "
+                  "of the estimated skin and hair colour, decoded face vs input (first "
+                  "row: the input's estimate vs the exact colour, the reader's ceiling):",
+                  "", "| | " + " | ".join(CHROMATICITY) + " |",
+                  "|---|" + "---|" * len(CHROMATICITY)]
+        for row, values in colour.items():
+            lines.append(f"| {row} | " + " | ".join(_f(values[n], ".2f")
+                                                    for n in CHROMATICITY) + " |")
+        lines.append("")
     return "\n".join(lines)
 
 

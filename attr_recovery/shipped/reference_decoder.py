@@ -5,7 +5,8 @@
 ``experiments/train_reference_decoder.py --recognition SPEC --export`` for a
 shipped recogniser (``interp_fr.reference_models``): ``decoder_full64`` for the
 reference ``full`` InterpFRNet, ``decoder_colour_jitter_full64`` for the full
-model trained with colour jitter; each on canonical-portrait
+model trained with colour jitter, ``decoder_mobilefacenet64`` for the shipped
+MobileFaceNet (``reference_recognisers``); each on canonical-portrait
 pairs of fresh synthetic identities (``interp_fr.data.canonical_pairs``). Its
 ``decoder.json`` records the figures measured when it was made and the
 command. The folder is an ordinary trainer folder: `decoder.load_trained_decoder`
@@ -26,7 +27,8 @@ REFERENCE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 # A decoder inverts one recogniser: the recogniser's spec
 # (`readers.recognition.load_recognition_model`) -> the shipped decoder's folder.
 DECODERS = {"reference:full": "decoder_full64",
-            "reference:colour_jitter/full": "decoder_colour_jitter_full64"}
+            "reference:colour_jitter/full": "decoder_colour_jitter_full64",
+            "reference:mobilefacenet": "decoder_mobilefacenet64"}
 RECOGNITION = "reference:full"
 DECODER_NAME = DECODERS[RECOGNITION]
 

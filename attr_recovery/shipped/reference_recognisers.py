@@ -8,7 +8,9 @@ cosine-softmax trainer (``trainers.recogniser_training``), stored as float16
 (half the bytes; the model is rounded to these values before any figure is
 measured or any decoder is trained on it, so the shipped weights are the
 measured ones). ``<...>.json`` beside it has the constructor configuration,
-the recorded figures and the command. Loaded through the recognition spec
+the recorded figures and the command. It is a face model: with the shipped
+InterpFRNets it counts against the face-model weights' limit (20 MB), not the
+30 MB issue 15 allows its decoders and estimators. Loaded through the recognition spec
 ``reference:<name>`` (``readers.recognition.load_recognition_model``).
 """
 import json
@@ -75,7 +77,7 @@ def export_reference_recogniser(model, name, recorded, provenance, folder=REFERE
     arrays = {f"v{i:03d}": np.asarray(v.numpy(), np.float16)
               for i, v in enumerate(model.variables)}
     with atomic_write(weights_path, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez_compressed(f, **arrays)
     desc = {"name": name, "kind": KIND_MOBILEFACENET,
             "config": {"embedding_size": int(model.embedding_size),
                        "residual_blocks": [int(b) for b in model.residual_blocks]},

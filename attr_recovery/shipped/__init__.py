@@ -1,1 +1,1 @@
-"""The shipped reference decoder and estimators (weights in attr_recovery/reference_weights/)."""
+"""The shipped reference decoders, estimators and MobileFaceNet (weights in attr_recovery/reference_weights/)."""

@@ -19,7 +19,7 @@ per face) is out of a 2-core CPU budget; ``--irse`` adds a slim IR-SE
 measured in grey scale with held-out probes of every attribute
 (``recogniser_content.encoding_row``). ``--export`` rounds the trained
 MobileFaceNet to float16 before it is measured and writes it as the shipped
-``reference:mobilefacenet`` (``attr_recovery.shipped.reference_recognisers``).
+``reference:mobilefacenet`` (``attr_recovery.readers.reference_recognisers``).
 Writes ``report.md`` and ``report.json``.
 """
 import argparse
@@ -54,7 +54,7 @@ def main():
     import tensorflow as tf
     from attr_recovery.analysis import recogniser_content
     from attr_recovery.analysis import significance_truth as st
-    from attr_recovery.shipped import reference_recognisers
+    from attr_recovery.readers import reference_recognisers
     from attr_recovery.nets.backbones import IRSEBackbone, MobileFaceNet
     from attr_recovery.trainers.recogniser_training import train_recogniser
     from interp_fr import features

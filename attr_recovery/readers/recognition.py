@@ -180,14 +180,14 @@ def load_recognition_model(spec, variant="full", input_size=None):
                         ``full``, ``colour_jitter/full``;
                         ``interp_fr.reference_models.shipped``) or backbone
                         (``mobilefacenet``;
-                        ``attr_recovery.shipped.reference_recognisers``).
+                        ``attr_recovery.readers.reference_recognisers``).
     """
     kind, sep, path = str(spec).partition(":")
     if not sep or kind not in SPEC_KINDS or not path:
         raise ValueError(f"recognition spec must be one of "
                          f"{', '.join(k + ':PATH' for k in SPEC_KINDS)}; got {spec!r}")
     if kind == "reference":
-        from attr_recovery.shipped import reference_recognisers
+        from attr_recovery.readers import reference_recognisers
         from interp_fr import reference_models
         try:
             if path in reference_recognisers.RECOGNISERS:

@@ -1,1 +1,1 @@
-"""The shipped reference decoders, estimators and MobileFaceNet (weights in attr_recovery/reference_weights/)."""
+"""The shipped reference decoders and estimators (weights in attr_recovery/reference_weights/; the shipped MobileFaceNet is read by attr_recovery.readers.reference_recognisers)."""

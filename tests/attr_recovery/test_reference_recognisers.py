@@ -1,5 +1,5 @@
 """The colour augmentation of the recogniser trainer and the shipped backbone's
-file format (``attr_recovery.shipped.reference_recognisers``)."""
+file format (``attr_recovery.readers.reference_recognisers``)."""
 import json
 import os
 
@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from attr_recovery.nets.backbones import MobileFaceNet
 from attr_recovery.readers.recognition import as_recognition_model
-from attr_recovery.shipped import reference_recognisers
+from attr_recovery.readers import reference_recognisers
 from attr_recovery.trainers.recogniser_training import augment_colours
 from interp_fr.data import pipeline
 from interp_fr.data.image_scaling import to_unit_range

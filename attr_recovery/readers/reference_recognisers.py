@@ -98,8 +98,9 @@ def load_reference_recogniser(name, folder=REFERENCE_DIR):
     model = build_recogniser(desc)
     with np.load(weights_path) as z:
         arrays = [z[f"v{i:03d}"] for i in range(len(z.files))]
-    if [v.path for v in model.variables] != desc["variables"] or any(
-            tuple(v.shape) != a.shape for v, a in zip(model.variables, arrays)):
+    if ([v.path for v in model.variables] != desc["variables"]
+            or len(arrays) != len(model.variables)
+            or any(tuple(v.shape) != a.shape for v, a in zip(model.variables, arrays))):
         raise ValueError(f"{weights_path}: its variables do not match the model "
                          "its description builds")
     for v, a in zip(model.variables, arrays):

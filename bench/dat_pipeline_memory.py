@@ -17,6 +17,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from interp_fr.common.cpu_kernels import use_onednn_kernels  # noqa: E402
+use_onednn_kernels()
 
 from bench.report import add_json_flag, write_json  # noqa: E402
 from interp_fr.data import dat_files, pipeline  # noqa: E402

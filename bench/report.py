@@ -27,7 +27,8 @@ def device_description():
     cpu, flags = cpu_description()
     gpus = tf.config.list_physical_devices("GPU")
     out = {"device": "GPU" if gpus else "CPU", "cpu": cpu, "cpu_cores": os.cpu_count(),
-           "cpu_flags": flags, "tensorflow": tf.__version__}
+           "cpu_flags": flags, "tensorflow": tf.__version__,
+           "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         out["gpu"] = details.get("device_name", gpus[0].name)

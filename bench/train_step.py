@@ -30,6 +30,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from interp_fr.common.cpu_kernels import use_onednn_kernels  # noqa: E402
+use_onednn_kernels()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

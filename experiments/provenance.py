@@ -1,21 +1,20 @@
 """What every experiment records about where and how it ran."""
 import os
-import platform
 import shlex
 import sys
 
 
 def machine_description():
-    """"<CPU model name>, <n> cores" (the model name from /proc/cpuinfo when
-    there is one)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
+    """"<CPU model name>, <n> cores, <widest vector ISA>, oneDNN kernels <on|off>":
+    the last two decide TensorFlow's CPU speed (`interp_fr.common.cpu_kernels`)."""
+    from bench.report import cpu_description
+    from interp_fr.common.cpu_kernels import ONEDNN_VARIABLE
+    cpu, flags = cpu_description()
+    isa = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512f", "AVX-512"),
+                                         ("avx2", "AVX2")) if flags.get(flag)), "no AVX2")
+    onednn = {"1": "on", "0": "off"}.get(os.environ.get(ONEDNN_VARIABLE),
+                                         "TensorFlow's default")
+    return f"{cpu}, {os.cpu_count()} cores, {isa}, oneDNN kernels {onednn}"
 
 
 def command_line(script, argv=None):

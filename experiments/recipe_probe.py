@@ -21,6 +21,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from interp_fr.common.cpu_kernels import use_onednn_kernels  # noqa: E402
+use_onednn_kernels()
 
 
 def parse_args(argv=None):

@@ -27,6 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The checkout's packages (and reference_weights/), not an installed copy.
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from interp_fr.common.cpu_kernels import use_onednn_kernels  # noqa: E402
+use_onednn_kernels()
 from experiments import provenance  # noqa: E402
 
 from attr_recovery.stages import decoding_stage  # noqa: E402

@@ -3,6 +3,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# The kernels the project's commands use (before any test imports TensorFlow).
+from interp_fr.common.cpu_kernels import ONEDNN_VARIABLE, use_onednn_kernels  # noqa: E402
+ONEDNN_CHOSEN_BY_USER = ONEDNN_VARIABLE in os.environ
+use_onednn_kernels()
 
 import pytest  # noqa: E402
 

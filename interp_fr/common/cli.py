@@ -192,9 +192,13 @@ def verbose_requested(args):
 def prepare_command_process(args=None):
     """Process set-up of a command, before its modules are imported.
 
-    Hides TensorFlow's start-up log unless ``--verbose`` is among ``args``
-    (default ``sys.argv[1:]``); see `interp_fr.common.tf_logging.quiet_startup`.
+    Asks for TensorFlow's oneDNN CPU kernels where the user has not chosen
+    (`interp_fr.common.cpu_kernels.use_onednn_kernels`) and hides TensorFlow's
+    start-up log unless ``--verbose`` is among ``args`` (default
+    ``sys.argv[1:]``); see `interp_fr.common.tf_logging.quiet_startup`.
     """
+    from interp_fr.common.cpu_kernels import use_onednn_kernels
+    use_onednn_kernels()
     if not verbose_requested(sys.argv[1:] if args is None else args):
         from interp_fr.common.tf_logging import quiet_startup
         quiet_startup()

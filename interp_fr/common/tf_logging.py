@@ -21,7 +21,8 @@ own rule, applied to the lines it forgets to apply it to). On a machine where
 no GPU can be found by design (no NVIDIA driver, or ``CUDA_VISIBLE_DEVICES``
 empty or -1) the GPU probe is made inside that window and its failed cuInit
 counts as INFO: the expected answer, not an error. ``TF_ENABLE_ONEDNN_OPTS``
-is left alone: it changes numerics, not just messages.
+is not this module's business (`interp_fr.common.cpu_kernels` sets it, for
+speed).
 """
 import contextlib
 import importlib.abc

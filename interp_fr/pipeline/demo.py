@@ -20,7 +20,12 @@ flags.DEFINE_enum("pretrained_base", recipes.Recipe.pretrained_base,
 flags.DEFINE_enum("attribute_models", main_job.JobContext.attribute_models,
                   list(main_job.ATTRIBUTE_MODEL_CHOICES),
                   "Attribute recovery's decoder and estimators: the shipped 64 px "
-                  "ones (for the reference full model) or small ones trained here.")
+                  "ones (made for the recogniser explained) or small ones trained here.")
+flags.DEFINE_enum("attribute_recogniser", main_job.JobContext.attribute_recogniser,
+                  list(main_job.ATTRIBUTE_RECOGNISER_CHOICES),
+                  "The shipped recogniser the attribute-recovery stages explain, "
+                  "with the decoder shipped for it: auto (the full model trained "
+                  "with colour jitter when shipped) or one by name.")
 
 
 def main(argv):
@@ -35,7 +40,8 @@ def main(argv):
                                          batch_size=16, pretrain_steps=4, max_steps=8,
                                          pretrained_base=FLAGS.pretrained_base)
     main_job.run_job(FLAGS.out, config, model, quick=FLAGS.quick,
-                     attribute_models=FLAGS.attribute_models)
+                     attribute_models=FLAGS.attribute_models,
+                     attribute_recogniser=FLAGS.attribute_recogniser)
 
 
 def run():

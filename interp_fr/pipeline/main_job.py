@@ -38,6 +38,9 @@ class JobContext:
     # recogniser is the reference full model they were made for; "train":
     # small ones trained in this run (BUILD_NOTES.md, "Legible decoding").
     attribute_models: str = "reference"
+    # The recogniser the attribute-recovery stages explain: "auto" (the first of
+    # `ATTRIBUTE_RECOGNISERS` shipped with its decoder) or one of them by spec.
+    attribute_recogniser: str = "auto"
 
     def path(self, *parts):
         return os.path.join(self.out_dir, *parts)
@@ -273,6 +276,15 @@ def stage_interpretability(ctx):
 ATTRIBUTE_RECOGNISERS = {
     "reference:colour_jitter/full": "full model trained with colour jitter (reference weights)",
     "reference:full": "full model (reference weights)"}
+# Recognisers that are explained only when asked for (`--attribute_recogniser`):
+# the MobileFaceNet trained with grey-scale augmentation, which carries colour
+# and shape (BUILD_NOTES.md, "The shipped MobileFaceNet"). The default stays the
+# InterpFRNet, the model of the paper this job reproduces.
+OTHER_ATTRIBUTE_RECOGNISERS = {
+    "reference:mobilefacenet": "MobileFaceNet trained with grey-scale augmentation "
+                               "(reference weights)"}
+ATTRIBUTE_RECOGNISER_CHOICES = (("auto",) + tuple(ATTRIBUTE_RECOGNISERS)
+                                + tuple(OTHER_ATTRIBUTE_RECOGNISERS))
 
 
 def _recogniser_for_attributes(ctx):
@@ -281,6 +293,9 @@ def _recogniser_for_attributes(ctx):
     decoder, else the reference full model, else this run's."""
     from attr_recovery.shipped import reference_decoder
     if "attribute_recogniser" in ctx.values:
+        return ctx.values["attribute_recogniser"]
+    if ctx.attribute_recogniser != "auto":
+        ctx.values["attribute_recogniser"] = _asked_recogniser(ctx.attribute_recogniser)
         return ctx.values["attribute_recogniser"]
     shipped = reference_models.shipped()
     found = next((spec for spec in ATTRIBUTE_RECOGNISERS
@@ -298,6 +313,29 @@ def _recogniser_for_attributes(ctx):
         chosen = (model, ATTRIBUTE_RECOGNISERS[found], found)
     ctx.values["attribute_recogniser"] = chosen
     return chosen
+
+
+def check_attribute_recogniser(spec):
+    """The report label of ``spec``, "auto" or a key of `ATTRIBUTE_RECOGNISERS`
+    / `OTHER_ATTRIBUTE_RECOGNISERS` (None for "auto"); refused when a named one's
+    decoder is not shipped (a decoder inverts one model)."""
+    from attr_recovery.shipped import reference_decoder
+    labels = dict(ATTRIBUTE_RECOGNISERS, **OTHER_ATTRIBUTE_RECOGNISERS)
+    if spec != "auto" and spec not in labels:
+        raise ValueError(f"attribute_recogniser must be one of "
+                         f"{ATTRIBUTE_RECOGNISER_CHOICES}, got {spec!r}")
+    if spec != "auto" and not reference_decoder.available(recognition=spec):
+        raise FileNotFoundError(
+            f"{reference_decoder.reference_decoder_dir(recognition=spec)}: the decoder "
+            f"shipped for {spec} is missing")
+    return labels.get(spec)
+
+
+def _asked_recogniser(spec):
+    """(model, label, spec) of the shipped recogniser ``spec`` (`check_attribute_recogniser`)."""
+    from attr_recovery.readers import recognition
+    label = check_attribute_recogniser(spec)
+    return recognition.load_recognition_model(spec), label, spec
 
 
 def _shipped_attribute_models(ctx):
@@ -388,14 +426,20 @@ def _write_report(ctx, results):
 
 
 def run_job(out_dir, world_config=None, model_config=None, quick=False,
-            progress=print, attribute_models="reference"):
+            progress=print, attribute_models="reference", attribute_recogniser="auto"):
     """Runs every stage in order; returns [(stage name, {seconds, figures})]."""
     if attribute_models not in ATTRIBUTE_MODEL_CHOICES:
         raise ValueError(f"attribute_models must be one of {ATTRIBUTE_MODEL_CHOICES}, "
                          f"got {attribute_models!r}")
+    # Before the training stage: a wrong choice should not cost its minutes.
+    check_attribute_recogniser(attribute_recogniser)
+    if attribute_recogniser != "auto" and attribute_models != "reference":
+        raise ValueError("attribute_recogniser names a shipped recogniser, whose "
+                         "decoder is shipped: it needs attribute_models='reference'")
     os.makedirs(out_dir, exist_ok=True)
     ctx = JobContext(out_dir, world_config or synthetic_world.WorldConfig(), quick,
-                     model_config or DemoModelConfig(), attribute_models=attribute_models)
+                     model_config or DemoModelConfig(), attribute_models=attribute_models,
+                     attribute_recogniser=attribute_recogniser)
     results = []
     start = time.perf_counter()
     for i, (name, stage) in enumerate(STAGES, start=1):

@@ -142,10 +142,11 @@ def test_files_match_the_original_formats(w, formats, tmp_path):
     assert max_abs(got_maps, w.feature_map[:4].reshape(4, -1)) <= TOLERANCE
     assert max_abs(got_maps[1].reshape(24, 24, 32), w.feature_map[1]) <= TOLERANCE
 
-    # .npy on request, streamed with a header written up front.
+    # .npy on request, streamed with a header written up front (the batch size
+    # of `whole`: oneDNN's results may change in the last bit with it).
     extraction.extract_to_files(loaded.forward, _dat(w), str(tmp_path / "f.npy"),
                                 maps_path=str(tmp_path / "m.npy"), num_maps=100,
-                                batch_size=4)
+                                batch_size=3)
     np.testing.assert_array_equal(np.load(tmp_path / "f.npy"),
                                   whole.features.astype(np.float32))
     assert np.load(tmp_path / "m.npy").shape == (7, 24 * 24 * 32)

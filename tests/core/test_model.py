@@ -215,9 +215,12 @@ def test_tf_function_traces_once_for_two_batch_sizes():
     a = infer(images)
     b = infer(images[:1])
     assert infer.experimental_get_tracing_count() == 1
-    eager = model(images, training=False)
-    np.testing.assert_allclose(a["feature"], eager["feature"], atol=1e-6)
-    np.testing.assert_allclose(b["feature"], eager["feature"][:1], atol=1e-6)
+    # Each against the eager call of the same batch: oneDNN's convolutions may
+    # block a batch of 1 differently from one of 3, and a last-bit change can
+    # move a peak of the mask (BUILD_NOTES.md, "oneDNN kernels on AVX2-only CPUs").
+    for got, batch in ((a, images), (b, images[:1])):
+        eager = model(batch, training=False)
+        np.testing.assert_allclose(got["feature"], eager["feature"], atol=1e-6)
 
 
 def test_jit_compile_training_and_inference():

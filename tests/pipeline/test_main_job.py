@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO_ROOT
 
 
@@ -90,3 +92,35 @@ def test_attribute_stages_explain_the_best_shipped_recogniser_with_a_decoder(
                         "decoder_full64")
     decoders.clear()
     assert choice() == ("full model (reference weights)", "reference:full", None)
+
+
+def test_attribute_stages_explain_the_recogniser_asked_for(tmp_path, monkeypatch):
+    """--attribute_recogniser names a shipped recogniser: it is loaded with the
+    decoder made for it; one without its decoder, or a name not offered, is refused."""
+    from attr_recovery.shipped import reference_decoder
+    from interp_fr import recipes
+    from interp_fr.pipeline import main_job
+    from interp_fr.data import synthetic_world
+
+    def context(spec):
+        return main_job.JobContext(str(tmp_path), synthetic_world.WorldConfig(),
+                                   model_config=recipes.Recipe(), attribute_recogniser=spec)
+    ctx = context("reference:mobilefacenet")
+    model, label, spec = main_job._recogniser_for_attributes(ctx)
+    decoder, _ = main_job._shipped_attribute_models(ctx)
+    assert (label, spec, os.path.basename(decoder)) == (
+        main_job.OTHER_ATTRIBUTE_RECOGNISERS["reference:mobilefacenet"],
+        "reference:mobilefacenet", "decoder_mobilefacenet64")
+    assert model.feature_dim == 512
+    with pytest.raises(ValueError, match="attribute_recogniser must be one of"):
+        main_job.run_job(str(tmp_path), attribute_recogniser="reference:base")
+    with pytest.raises(ValueError, match="needs attribute_models='reference'"):
+        main_job.run_job(str(tmp_path), attribute_models="train",
+                         attribute_recogniser="reference:mobilefacenet")
+    monkeypatch.setattr(reference_decoder, "available", lambda **_: False)
+    with pytest.raises(FileNotFoundError, match="decoder_mobilefacenet64: the decoder"):
+        main_job._recogniser_for_attributes(context("reference:mobilefacenet"))
+    # Refused before any stage runs (nothing written).
+    with pytest.raises(FileNotFoundError, match="decoder_mobilefacenet64: the decoder"):
+        main_job.run_job(str(tmp_path / "job"), attribute_recogniser="reference:mobilefacenet")
+    assert not os.path.exists(tmp_path / "job")

@@ -84,7 +84,11 @@ def _above_floor(ranking):
 
 
 def _contributions(contributions):
-    return "; ".join(f"{name} {text}" for name, text in (contributions or {}).items())
+    """The report's contributions: name -> text, or one sentence (e.g. when no
+    encoded attribute flips the decision)."""
+    if isinstance(contributions, dict):
+        return "; ".join(f"{name} {text}" for name, text in contributions.items())
+    return str(contributions or "-")
 
 
 def markdown(record):

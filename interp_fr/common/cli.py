@@ -144,6 +144,14 @@ def run(main, argv=None, tf1_style_bools=False, required=()):
         sys.exit(0)
     if tf1_style_bools:
         argv = tf1_style_bool_argv(argv, boolean_flag_names())
+    # absl reports a bad flag (unknown, or a value its type refuses) with exit
+    # status 1 and a second line of advice; to us it is bad input like any other.
+    app.define_help_flags()     # --helpfull etc., which app.run would define
+    try:
+        flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        sys.exit(INPUT_ERROR_STATUS)
     app.run(_reporting_input_errors(main), argv=argv)
 
 

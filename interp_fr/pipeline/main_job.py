@@ -13,6 +13,7 @@ import time
 
 from interp_fr import features, recipes, reference_models
 from interp_fr.common.atomic_io import atomic_save_text
+from interp_fr.common.errors import DataFileError, InputError
 from interp_fr.data import dat_files, mat_files, synthetic_world
 from interp_fr.eval import (filter_heatmaps, ijba, occlusion_analysis, peak_locations,
                             recognition_report, training_curves)
@@ -23,6 +24,10 @@ from interp_fr.data.image_scaling import to_unit_range
 # "Training recipe of the synthetic world").
 DemoModelConfig = recipes.Recipe
 ATTRIBUTE_MODEL_CHOICES = ("reference", "train")
+
+
+class JobChoiceError(ValueError, InputError):
+    """The job's options do not go together (command lines: one line, exit 2)."""
 
 
 @dataclasses.dataclass
@@ -322,12 +327,11 @@ def check_attribute_recogniser(spec):
     from attr_recovery.shipped import reference_decoder
     labels = dict(ATTRIBUTE_RECOGNISERS, **OTHER_ATTRIBUTE_RECOGNISERS)
     if spec != "auto" and spec not in labels:
-        raise ValueError(f"attribute_recogniser must be one of "
-                         f"{ATTRIBUTE_RECOGNISER_CHOICES}, got {spec!r}")
+        raise JobChoiceError(f"attribute_recogniser must be one of "
+                             f"{ATTRIBUTE_RECOGNISER_CHOICES}, got {spec!r}")
     if spec != "auto" and not reference_decoder.available(recognition=spec):
-        raise FileNotFoundError(
-            f"{reference_decoder.reference_decoder_dir(recognition=spec)}: the decoder "
-            f"shipped for {spec} is missing")
+        raise DataFileError(reference_decoder.reference_decoder_dir(recognition=spec),
+                            f"the decoder shipped for {spec} is missing")
     return labels.get(spec)
 
 
@@ -429,13 +433,13 @@ def run_job(out_dir, world_config=None, model_config=None, quick=False,
             progress=print, attribute_models="reference", attribute_recogniser="auto"):
     """Runs every stage in order; returns [(stage name, {seconds, figures})]."""
     if attribute_models not in ATTRIBUTE_MODEL_CHOICES:
-        raise ValueError(f"attribute_models must be one of {ATTRIBUTE_MODEL_CHOICES}, "
-                         f"got {attribute_models!r}")
+        raise JobChoiceError(f"attribute_models must be one of {ATTRIBUTE_MODEL_CHOICES}, "
+                             f"got {attribute_models!r}")
     # Before the training stage: a wrong choice should not cost its minutes.
     check_attribute_recogniser(attribute_recogniser)
     if attribute_recogniser != "auto" and attribute_models != "reference":
-        raise ValueError("attribute_recogniser names a shipped recogniser, whose "
-                         "decoder is shipped: it needs attribute_models='reference'")
+        raise JobChoiceError("attribute_recogniser names a shipped recogniser, whose "
+                             "decoder is shipped: it needs attribute_models=reference")
     os.makedirs(out_dir, exist_ok=True)
     ctx = JobContext(out_dir, world_config or synthetic_world.WorldConfig(), quick,
                      model_config or DemoModelConfig(), attribute_models=attribute_models,

@@ -132,6 +132,23 @@ def test_train_file_list_of_the_wrong_length(world, tmp_path):
                     f"the file list {file_list} has 2 lines")
 
 
+def test_a_bad_flag_value_is_bad_input(tmp_path):
+    _one_error_line(_run("interp_fr.pipeline.demo", "--out", tmp_path / "job",
+                         "--attribute_recogniser", "reference:nothing"),
+                    "--attribute_recogniser", "reference:mobilefacenet")
+    assert not (tmp_path / "job").exists()
+
+
+def test_main_job_refuses_options_that_do_not_go_together(tmp_path):
+    """A shipped recogniser is explained with its shipped decoder: asking for
+    one together with decoders trained in the run is refused before any stage."""
+    out = tmp_path / "job"
+    _one_error_line(_run("interp_fr.pipeline.demo", "--out", out, "--attribute_models",
+                         "train", "--attribute_recogniser", "reference:mobilefacenet"),
+                    "needs attribute_models=reference")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("module, args", [
     ("interp_fr.convert_checkpoint", ["--tf1_checkpoint", "Interp_FR/CASIA"]),
     ("attr_recovery.cli.convert_checkpoint", ["--kind", "generator", "--input", "550000.pt"]),

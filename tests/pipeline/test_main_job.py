@@ -99,6 +99,7 @@ def test_attribute_stages_explain_the_recogniser_asked_for(tmp_path, monkeypatch
     decoder made for it; one without its decoder, or a name not offered, is refused."""
     from attr_recovery.shipped import reference_decoder
     from interp_fr import recipes
+    from interp_fr.common.errors import DataFileError
     from interp_fr.pipeline import main_job
     from interp_fr.data import synthetic_world
 
@@ -112,15 +113,15 @@ def test_attribute_stages_explain_the_recogniser_asked_for(tmp_path, monkeypatch
         main_job.OTHER_ATTRIBUTE_RECOGNISERS["reference:mobilefacenet"],
         "reference:mobilefacenet", "decoder_mobilefacenet64")
     assert model.feature_dim == 512
-    with pytest.raises(ValueError, match="attribute_recogniser must be one of"):
+    with pytest.raises(main_job.JobChoiceError, match="attribute_recogniser must be one of"):
         main_job.run_job(str(tmp_path), attribute_recogniser="reference:base")
-    with pytest.raises(ValueError, match="needs attribute_models='reference'"):
+    with pytest.raises(main_job.JobChoiceError, match="needs attribute_models=reference"):
         main_job.run_job(str(tmp_path), attribute_models="train",
                          attribute_recogniser="reference:mobilefacenet")
     monkeypatch.setattr(reference_decoder, "available", lambda **_: False)
-    with pytest.raises(FileNotFoundError, match="decoder_mobilefacenet64: the decoder"):
+    with pytest.raises(DataFileError, match="decoder_mobilefacenet64: the decoder"):
         main_job._recogniser_for_attributes(context("reference:mobilefacenet"))
     # Refused before any stage runs (nothing written).
-    with pytest.raises(FileNotFoundError, match="decoder_mobilefacenet64: the decoder"):
+    with pytest.raises(DataFileError, match="decoder_mobilefacenet64: the decoder"):
         main_job.run_job(str(tmp_path / "job"), attribute_recogniser="reference:mobilefacenet")
     assert not os.path.exists(tmp_path / "job")

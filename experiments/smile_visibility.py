@@ -13,8 +13,9 @@ seed 0:
   generator's own landmarks (a frontal face; px of the 96 px frame);
 - the shipped landmark estimator's error at the mouth corners on the world's
   885 test images (identities never seen), in the same px;
-- how much of smile can be read from landmarks: a ridge read-out (fitted on
-  2,400 training images, evaluated on the test images) from the exact drawn
+- how much of smile can be read from landmarks: a ridge read-out
+  (`attribute_significance.heldout_probe_r2`: fitted on 2,400 training
+  images, evaluated on the test images) from the exact drawn
   landmarks and from the estimated ones, and the single descriptor
   ``lm_smile`` (`face_geometry.landmark_attributes`) of each; and the shipped
   smile head's R2.
@@ -39,7 +40,6 @@ import numpy as np  # noqa: E402
 
 MOUTH_CORNERS = (48, 54)
 TRAIN_IMAGES = 2400
-RIDGE = 1.0
 # Smile's distribution in `synthetic_faces.sample_image_params`.
 SMILE_BETA = (1.2, 2.0)
 
@@ -81,25 +81,15 @@ def mouth_width_by(sd):
     return change
 
 
-def ridge_readout(x_train, y_train, lam=RIDGE):
-    """x [N, D], y [N] -> a function x [M, D] -> [M] (standardised ridge)."""
-    mu, sd = x_train.mean(0), x_train.std(0) + 1e-9
-    z = (x_train - mu) / sd
-    w = np.linalg.solve(z.T @ z + lam * np.eye(z.shape[1]), z.T @ (y_train - y_train.mean()))
-    return lambda x: ((x - mu) / sd) @ w + y_train.mean()
-
-
-def r2(pred, truth):
-    return float(1 - np.sum((pred - truth) ** 2) / np.sum((truth - truth.mean()) ** 2))
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", required=True, help="working folder (the world of seed 0)")
     p.add_argument("--out", default=os.path.join(REPO, "experiments", "results",
                                                  "smile_visibility"))
     a = p.parse_args(argv)
+    from attr_recovery.analysis.attribute_significance import heldout_probe_r2, pearson
     from attr_recovery.readers import face_geometry
+    from attr_recovery.trainers.estimator_training import regression_metrics
     from attr_recovery.shipped import reference_estimators
     from attr_recovery.trainers import attribute_data
     from interp_fr.common.atomic_io import atomic_save_text
@@ -136,15 +126,15 @@ def main(argv=None):
         "mouth-corner shift per sd of mouth width (px)": corner_shift_per_sd(mouth_width_by(1.0)),
         "landmark estimator: mouth-corner error, mean (px)": float(corner_error.mean()),
         "landmark estimator: mouth-corner error, median (px)": float(np.median(corner_error)),
-        "smile R2, ridge read-out of exact landmarks": r2(
-            ridge_readout(flat(exact_tr), s_tr)(flat(exact_te)), s_te),
-        "smile R2, ridge read-out of estimated landmarks": r2(
-            ridge_readout(flat(est_tr), s_tr)(flat(est_te)), s_te),
-        "smile r, lm_smile of exact landmarks": float(np.corrcoef(
-            face_geometry.landmark_attributes(exact_te)["lm_smile"], s_te)[0, 1]),
-        "smile r, lm_smile of estimated landmarks": float(np.corrcoef(
-            face_geometry.landmark_attributes(est_te)["lm_smile"], s_te)[0, 1]),
-        "smile R2, shipped smile head": r2(np.asarray(head_te, np.float64), s_te),
+        "smile R2, ridge read-out of exact landmarks": heldout_probe_r2(
+            flat(exact_tr), s_tr, flat(exact_te), s_te),
+        "smile R2, ridge read-out of estimated landmarks": heldout_probe_r2(
+            flat(est_tr), s_tr, flat(est_te), s_te),
+        "smile r, lm_smile of exact landmarks": pearson(
+            face_geometry.landmark_attributes(exact_te)["lm_smile"], s_te),
+        "smile r, lm_smile of estimated landmarks": pearson(
+            face_geometry.landmark_attributes(est_te)["lm_smile"], s_te),
+        "smile R2, shipped smile head": regression_metrics(head_te, s_te)["r2"],
     }
     record = dict(command=provenance.command_line("experiments/smile_visibility.py", argv),
                   machine=provenance.machine_description(),

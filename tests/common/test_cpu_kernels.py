@@ -5,7 +5,7 @@ import platform
 import pytest
 
 from interp_fr.common import cli
-from interp_fr.common.cpu_kernels import ONEDNN_VARIABLE, use_onednn_kernels
+from interp_fr.common.cpu_kernels import ONEDNN_VARIABLE, X86_64_MACHINES, use_onednn_kernels
 from tests.conftest import ONEDNN_CHOSEN_BY_USER
 
 
@@ -34,13 +34,13 @@ def test_a_command_process_asks_for_onednn(monkeypatch):
     monkeypatch.setenv(ONEDNN_VARIABLE, "unset below")
     monkeypatch.delenv(ONEDNN_VARIABLE)
     cli.prepare_command_process(["--verbose"])   # --verbose: no log redirection
-    expected = "1" if platform.machine().lower() in ("x86_64", "amd64") else None
+    expected = "1" if platform.machine().lower() in X86_64_MACHINES else None
     assert os.environ.get(ONEDNN_VARIABLE) == expected
 
 
 def test_this_test_process_runs_the_onednn_kernels():
     """conftest asks before TensorFlow is imported, so TensorFlow took it."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
+    if platform.machine().lower() not in X86_64_MACHINES:
         pytest.skip("oneDNN is TensorFlow's choice on this machine")
     if ONEDNN_CHOSEN_BY_USER:
         pytest.skip(f"{ONEDNN_VARIABLE} set to {os.environ.get(ONEDNN_VARIABLE)!r} by the user")
